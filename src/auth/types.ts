@@ -1,0 +1,32 @@
+/** What the server learned from a valid access token. Contains no part of the token. */
+export interface ValidatedToken {
+  /** The login name bound to the token (its configured username claim). */
+  readonly user: string;
+  readonly issuer: string;
+  readonly subject: string | undefined;
+  readonly clientId: string | undefined;
+  readonly scopes: ReadonlySet<string>;
+  /** When the token stops being valid; the session may not outlive it (plus grace). */
+  readonly expiresAt: Date | undefined;
+  /** Rights the scopes map to: `read` is needed to log in, `delete` for DELE. */
+  readonly rights: { readonly read: boolean; readonly delete: boolean };
+  /** How the token was checked, for audit and metrics. */
+  readonly method: 'jwt' | 'introspection';
+}
+
+export interface ValidationContext {
+  /** The SASL user (XOAUTH2 `user=`, OAUTHBEARER `a=`); must equal the token's user claim. */
+  readonly user: string | undefined;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Server-side token validation. Resolves with the validated token, or rejects with a
+ * TokenValidationError whose `temporary` flag separates IdP outages ([SYS/TEMP]) from bad
+ * tokens ([AUTH]).
+ */
+export interface TokenValidator {
+  validate(token: string, context: ValidationContext): Promise<ValidatedToken>;
+  /** RFC 7628 error challenge fields for a failed login (scope, openid-configuration). */
+  challenge(error: unknown): { scope?: string; openidConfiguration?: string };
+}
