@@ -38,7 +38,8 @@ export const ERROR_CODES = {
   ERR_SASL_CANCELLED: 'the SASL exchange was cancelled with "*"',
   ERR_SASL_TOO_LARGE: 'a SASL response exceeded the configured cap',
   // --- OAuth client side (ERR_OAUTH_*) ---
-  ERR_OAUTH_INSECURE_ENDPOINT: 'an OAuth endpoint is not https (http is allowed only to loopback with an explicit flag)',
+  ERR_OAUTH_INSECURE_ENDPOINT:
+    'an OAuth endpoint is not https (http is allowed only to loopback with an explicit flag)',
   ERR_OAUTH_DISCOVERY: 'authorization server metadata could not be fetched or is invalid',
   ERR_OAUTH_RESPONSE: 'a token or device response failed field-by-field checks',
   ERR_OAUTH_REAUTH_REQUIRED: 'the refresh token was rejected (invalid_grant): log in again',

@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+// In a development checkout (src/ present, tsx installed) run the TypeScript sources, so a stale
+// dist/ is never used; an installed package ships only dist/ and runs that.
+import { existsSync } from 'node:fs';
+
+const source = new URL('../src/cli/run.ts', import.meta.url);
+const tsx = new URL('../node_modules/tsx/package.json', import.meta.url);
+if (existsSync(source) && existsSync(tsx)) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(source.href);
+} else {
+  await import(new URL('../dist/cli/run.js', import.meta.url).href);
+}

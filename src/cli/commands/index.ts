@@ -1,0 +1,8 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../context.ts';
+
+/** Registers one subcommand (or a group) on the program. One file per command in this folder. */
+export type RegisterCommand = (program: Command, ctx: CliContext) => void;
+
+/** Every subcommand, in the order `popgate --help` lists them. */
+export const COMMANDS: readonly RegisterCommand[] = [];
