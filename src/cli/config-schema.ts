@@ -1,0 +1,257 @@
+/**
+ * The one schema of popgate's per-account configuration. The loader validates against it, the
+ * CLI derives flags and env vars from it, and docs/configuration.md is generated from it, so the
+ * three cannot drift (`npm run docs:config`).
+ */
+
+export type SettingType = 'string' | 'integer' | 'boolean' | 'string[]' | 'enum' | 'path';
+
+export interface SettingSpec {
+  /** Key in the config file (snake_case), e.g. `client_id`. */
+  readonly key: string;
+  /** Property on AccountConfig (camelCase), e.g. `clientId`. */
+  readonly property: keyof AccountConfig;
+  readonly type: SettingType;
+  readonly values?: readonly string[];
+  readonly description: string;
+  /** Human default shown in the docs; the loader applies `defaultValue`. */
+  readonly defaultValue?: string | number | boolean;
+  /** Settings that concern fetching only (shown in the fetch section of the docs). */
+  readonly group: 'identity' | 'oauth' | 'connection' | 'fetch';
+}
+
+export type ProviderId = 'microsoft' | 'google' | 'fastmail' | 'zoho' | 'custom';
+export type FlowName = 'device' | 'browser' | 'client-credentials';
+export type TlsMode = 'implicit' | 'starttls';
+export type MechanismName = 'XOAUTH2' | 'OAUTHBEARER';
+
+/** One account, validated and frozen. Secrets are never inline: only paths or commands. */
+export interface AccountConfig {
+  readonly name: string;
+  readonly provider: ProviderId;
+  readonly user: string;
+  readonly issuer?: string;
+  readonly authorizationEndpoint?: string;
+  readonly tokenEndpoint?: string;
+  readonly deviceEndpoint?: string;
+  readonly revocationEndpoint?: string;
+  readonly clientId?: string;
+  readonly clientSecretFile?: string;
+  readonly scopes?: readonly string[];
+  readonly flow?: FlowName;
+  readonly allowInsecureHttp: boolean;
+  readonly ca?: string;
+  readonly host?: string;
+  readonly port?: number;
+  readonly tls?: TlsMode;
+  readonly mechanism?: MechanismName;
+  readonly notifyCommand?: string;
+  readonly to?: string;
+  readonly deliverCommand?: string;
+  readonly delete: boolean;
+  readonly deleteAfterDays?: number;
+  readonly maxSize?: number;
+  readonly limit?: number;
+  readonly tokenCommand?: string;
+  readonly tokenFile?: string;
+}
+
+export const ACCOUNT_SETTINGS: readonly SettingSpec[] = [
+  {
+    key: 'user',
+    property: 'user',
+    type: 'string',
+    group: 'identity',
+    description: 'mailbox login name (usually the email address); the SASL user',
+  },
+  {
+    key: 'provider',
+    property: 'provider',
+    type: 'enum',
+    values: ['microsoft', 'google', 'fastmail', 'zoho', 'custom'],
+    group: 'identity',
+    defaultValue: 'custom',
+    description:
+      'provider preset (endpoints, minimal scopes, flows, SASL mechanism, POP3 host); `custom` uses `issuer` discovery or explicit endpoints',
+  },
+  {
+    key: 'issuer',
+    property: 'issuer',
+    type: 'string',
+    group: 'oauth',
+    description: 'authorization server issuer URL for discovery (RFC 8414 / OpenID Connect)',
+  },
+  {
+    key: 'authorization_endpoint',
+    property: 'authorizationEndpoint',
+    type: 'string',
+    group: 'oauth',
+    description: 'explicit authorization endpoint (instead of discovery)',
+  },
+  {
+    key: 'token_endpoint',
+    property: 'tokenEndpoint',
+    type: 'string',
+    group: 'oauth',
+    description: 'explicit token endpoint (instead of discovery)',
+  },
+  {
+    key: 'device_authorization_endpoint',
+    property: 'deviceEndpoint',
+    type: 'string',
+    group: 'oauth',
+    description: 'explicit device authorization endpoint (RFC 8628)',
+  },
+  {
+    key: 'revocation_endpoint',
+    property: 'revocationEndpoint',
+    type: 'string',
+    group: 'oauth',
+    description: 'explicit revocation endpoint (RFC 7009), used by logout',
+  },
+  {
+    key: 'client_id',
+    property: 'clientId',
+    type: 'string',
+    group: 'oauth',
+    description: 'OAuth client id of your app registration',
+  },
+  {
+    key: 'client_secret_file',
+    property: 'clientSecretFile',
+    type: 'path',
+    group: 'oauth',
+    description:
+      'file (mode 0600) holding the client secret, for confidential clients and client credentials',
+  },
+  {
+    key: 'scopes',
+    property: 'scopes',
+    type: 'string[]',
+    group: 'oauth',
+    description: "scopes to request; defaults to the preset's minimal POP3 scope plus offline access",
+  },
+  {
+    key: 'flow',
+    property: 'flow',
+    type: 'enum',
+    values: ['device', 'browser', 'client-credentials'],
+    group: 'oauth',
+    description: "how `popgate login` obtains tokens; defaults to the preset's preferred flow",
+  },
+  {
+    key: 'allow_insecure_http',
+    property: 'allowInsecureHttp',
+    type: 'boolean',
+    group: 'oauth',
+    defaultValue: false,
+    description: 'allow http:// OAuth endpoints on a loopback host (tests and local development only)',
+  },
+  {
+    key: 'ca',
+    property: 'ca',
+    type: 'path',
+    group: 'connection',
+    description: 'extra CA certificate (PEM) trusted for the POP3 server and the authorization server',
+  },
+  {
+    key: 'host',
+    property: 'host',
+    type: 'string',
+    group: 'connection',
+    description: "POP3 server host; defaults to the preset's",
+  },
+  {
+    key: 'port',
+    property: 'port',
+    type: 'integer',
+    group: 'connection',
+    description: 'POP3 server port; defaults to 995 for implicit TLS, 110 for STLS',
+  },
+  {
+    key: 'tls',
+    property: 'tls',
+    type: 'enum',
+    values: ['implicit', 'starttls'],
+    group: 'connection',
+    defaultValue: 'implicit',
+    description: 'implicit TLS (pop3s) or STLS upgrade; certificates are always verified',
+  },
+  {
+    key: 'mechanism',
+    property: 'mechanism',
+    type: 'enum',
+    values: ['XOAUTH2', 'OAUTHBEARER'],
+    group: 'connection',
+    description: "SASL mechanism; defaults to the preset's, else the best the server offers",
+  },
+  {
+    key: 'notify_command',
+    property: 'notifyCommand',
+    type: 'string',
+    group: 'oauth',
+    description:
+      'command run (no shell) when the account needs a new login, with the account name as argument',
+  },
+  {
+    key: 'to',
+    property: 'to',
+    type: 'string',
+    group: 'fetch',
+    description: 'destination: `maildir:DIR` or `mbox:FILE` (default maildir under ~/Maildir)',
+  },
+  {
+    key: 'deliver_command',
+    property: 'deliverCommand',
+    type: 'string',
+    group: 'fetch',
+    description:
+      'deliver each message to this command on stdin (procmail, dovecot-lda, sendmail -i); success only on exit 0',
+  },
+  {
+    key: 'delete',
+    property: 'delete',
+    type: 'boolean',
+    group: 'fetch',
+    defaultValue: false,
+    description: 'delete messages on the server once delivered and recorded (default: leave on server)',
+  },
+  {
+    key: 'delete_after_days',
+    property: 'deleteAfterDays',
+    type: 'integer',
+    group: 'fetch',
+    description: 'delete delivered messages from the server this many days after first fetching them',
+  },
+  {
+    key: 'max_size',
+    property: 'maxSize',
+    type: 'integer',
+    group: 'fetch',
+    description: 'skip (and report) messages larger than this many octets',
+  },
+  {
+    key: 'limit',
+    property: 'limit',
+    type: 'integer',
+    group: 'fetch',
+    description: 'fetch at most this many messages per run',
+  },
+  {
+    key: 'token_command',
+    property: 'tokenCommand',
+    type: 'string',
+    group: 'fetch',
+    description: "command that prints an access token (instead of popgate's token manager)",
+  },
+  {
+    key: 'token_file',
+    property: 'tokenFile',
+    type: 'path',
+    group: 'fetch',
+    description: 'file (mode 0600) holding an access token kept fresh by another tool',
+  },
+];
+
+/** Top-level keys of the config file besides `[accounts.NAME]` tables. */
+export const TOP_LEVEL_KEYS = ['accounts', 'server'] as const;

@@ -1,0 +1,269 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseToml } from 'smol-toml';
+import { ConfigError } from '../errors.ts';
+import { ACCOUNT_SETTINGS, type AccountConfig, type SettingSpec, TOP_LEVEL_KEYS } from './config-schema.ts';
+import type { CliContext } from './context.ts';
+
+export type { AccountConfig } from './config-schema.ts';
+
+/** The whole configuration, validated once at the door and frozen. */
+export interface PopgateConfig {
+  /** The file it came from, or undefined when there was none. */
+  readonly path: string | undefined;
+  readonly accounts: ReadonlyMap<string, AccountConfig>;
+  /** The raw `[server]` table; `popgate serve` validates it against the server's own options. */
+  readonly server: Readonly<Record<string, unknown>> | undefined;
+}
+
+const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Reads and validates the config file; a missing file is an empty configuration. */
+export async function loadConfig(ctx: Pick<CliContext, 'paths'>): Promise<PopgateConfig> {
+  const path = ctx.paths.configFile;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      return Object.freeze({ path: undefined, accounts: new Map(), server: undefined });
+    }
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      `cannot read the config file ${path}: ${(error as Error).message}`,
+    );
+  }
+  return parseConfig(text, path);
+}
+
+/** Validates a config file's text. Unknown keys are errors that name the key. */
+export function parseConfig(text: string, path: string): PopgateConfig {
+  let raw: Record<string, unknown>;
+  try {
+    raw = parseToml(text) as Record<string, unknown>;
+  } catch (error) {
+    throw new ConfigError('ERR_CONFIG_INVALID', `${path} is not valid TOML: ${(error as Error).message}`);
+  }
+  for (const key of Object.keys(raw)) {
+    if (!(TOP_LEVEL_KEYS as readonly string[]).includes(key)) {
+      throw new ConfigError(
+        'ERR_CONFIG_UNKNOWN_KEY',
+        `${path}: unknown key "${key}" (expected [accounts.NAME] or [server])`,
+        { key },
+      );
+    }
+  }
+  const accounts = new Map<string, AccountConfig>();
+  const accountTables = raw.accounts ?? {};
+  if (!isTable(accountTables)) {
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      `${path}: "accounts" must be a table of [accounts.NAME] sections`,
+      { key: 'accounts' },
+    );
+  }
+  for (const [name, table] of Object.entries(accountTables)) {
+    if (!isTable(table)) {
+      throw new ConfigError('ERR_CONFIG_INVALID', `${path}: accounts.${name} must be a table`, {
+        key: `accounts.${name}`,
+      });
+    }
+    accounts.set(name, validateAccount(name, table, `${path}: accounts.${name}`));
+  }
+  const server = raw.server;
+  if (server !== undefined && !isTable(server)) {
+    throw new ConfigError('ERR_CONFIG_INVALID', `${path}: "server" must be a table`, { key: 'server' });
+  }
+  return Object.freeze({
+    path,
+    accounts,
+    server: server === undefined ? undefined : Object.freeze({ ...server }),
+  });
+}
+
+/**
+ * Validates one account from a table keyed like the config file (snake_case). Used for config
+ * file sections and for ad-hoc accounts assembled from flags and env vars.
+ */
+export function validateAccount(
+  name: string,
+  table: Record<string, unknown>,
+  where = `account ${name}`,
+): AccountConfig {
+  if (!ACCOUNT_NAME.test(name)) {
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      `${where}: account names use letters, digits, ".", "_" and "-" (at most 64)`,
+      {
+        key: name,
+      },
+    );
+  }
+  const out: Record<string, unknown> = { name };
+  const known = new Map(ACCOUNT_SETTINGS.map((spec) => [spec.key, spec]));
+  for (const [key, value] of Object.entries(table)) {
+    const spec = known.get(key);
+    if (!spec) {
+      const hint = suggest(key, [...known.keys()]);
+      throw new ConfigError(
+        'ERR_CONFIG_UNKNOWN_KEY',
+        `${where}: unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`,
+        {
+          key,
+        },
+      );
+    }
+    if (value === undefined) continue;
+    out[spec.property] = coerce(spec, value, where);
+  }
+  for (const spec of ACCOUNT_SETTINGS) {
+    if (out[spec.property] === undefined && spec.defaultValue !== undefined)
+      out[spec.property] = spec.defaultValue;
+  }
+  if (typeof out.user !== 'string' || out.user.length === 0) {
+    throw new ConfigError(
+      'ERR_CONFIG_MISSING',
+      `${where}: "user" is required (the mailbox login, usually the email address)`,
+      {
+        key: 'user',
+      },
+    );
+  }
+  if (out.tokenCommand !== undefined && out.tokenFile !== undefined) {
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      `${where}: set either "token_command" or "token_file", not both`,
+      { key: 'token_command' },
+    );
+  }
+  if (out.to !== undefined && !/^(maildir|mbox):.+/.test(String(out.to))) {
+    throw new ConfigError('ERR_CONFIG_INVALID', `${where}: "to" must be maildir:DIR or mbox:FILE`, {
+      key: 'to',
+    });
+  }
+  if (out.scopes !== undefined) out.scopes = Object.freeze([...(out.scopes as string[])]);
+  return Object.freeze(out) as unknown as AccountConfig;
+}
+
+function coerce(spec: SettingSpec, value: unknown, where: string): unknown {
+  const fail = (expected: string): never => {
+    throw new ConfigError('ERR_CONFIG_INVALID', `${where}: "${spec.key}" must be ${expected}`, {
+      key: spec.key,
+    });
+  };
+  switch (spec.type) {
+    case 'string':
+    case 'path':
+      if (typeof value !== 'string' || value.length === 0) return fail('a non-empty string');
+      return value;
+    case 'integer': {
+      const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) return fail('a whole number ≥ 0');
+      if (spec.key === 'port' && (n < 1 || n > 65535)) return fail('a port from 1 to 65535');
+      return n;
+    }
+    case 'boolean':
+      if (typeof value === 'boolean') return value;
+      if (value === 'true' || value === '1' || value === 'yes') return true;
+      if (value === 'false' || value === '0' || value === 'no') return false;
+      return fail('true or false');
+    case 'string[]': {
+      const list = typeof value === 'string' ? value.split(/[\s,]+/).filter(Boolean) : value;
+      if (!Array.isArray(list) || list.some((item) => typeof item !== 'string' || item.length === 0)) {
+        return fail('a list of strings');
+      }
+      return list;
+    }
+    case 'enum': {
+      const values = spec.values ?? [];
+      const match =
+        typeof value === 'string' ? values.find((v) => v.toLowerCase() === value.toLowerCase()) : undefined;
+      if (match === undefined) return fail(`one of ${values.join(', ')}`);
+      return match;
+    }
+  }
+}
+
+function isTable(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+/** The closest known key within two edits, to turn a typo into a hint. */
+function suggest(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of known) {
+    const d = editDistance(key, candidate);
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** Looks up one account, with an error that lists the configured names. */
+export function requireAccount(config: PopgateConfig, name: string): AccountConfig {
+  const account = config.accounts.get(name);
+  if (account) return account;
+  const names = [...config.accounts.keys()];
+  throw new ConfigError(
+    'ERR_CONFIG_ACCOUNT_UNKNOWN',
+    `no account "${name}" in ${config.path ?? 'the config (no config file found)'}; ${
+      names.length ? `configured: ${names.join(', ')}` : 'add one with `popgate init`'
+    }`,
+    { key: name },
+  );
+}
+
+/**
+ * Env var for an account setting of the ad-hoc account: `POPGATE_<KEY>` (e.g. POPGATE_CLIENT_ID).
+ * Precedence: config file, then env vars, then flags.
+ */
+export function envNameFor(spec: SettingSpec): string {
+  return `POPGATE_${spec.key.toUpperCase()}`;
+}
+
+/** Flag name for an account setting: `--client-id`. */
+export function flagNameFor(spec: SettingSpec): string {
+  return `--${spec.key.replaceAll('_', '-')}`;
+}
+
+/**
+ * Merges an account's file settings with env vars and flag values (flags win), then validates.
+ * `flags` holds commander's camelCase option values; only settings present in the schema apply.
+ */
+export function mergeAccountSources(
+  name: string,
+  fromFile: AccountConfig | undefined,
+  env: NodeJS.ProcessEnv,
+  flags: Readonly<Record<string, unknown>>,
+): AccountConfig {
+  const table: Record<string, unknown> = {};
+  for (const spec of ACCOUNT_SETTINGS) {
+    const fileValue = fromFile?.[spec.property];
+    const envValue = env[envNameFor(spec)];
+    const flagValue = flags[camel(spec.key)];
+    const value =
+      flagValue ?? (envValue === undefined || envValue === '' ? undefined : envValue) ?? fileValue;
+    if (value !== undefined) table[spec.key] = value;
+  }
+  return validateAccount(name, table);
+}
+
+function camel(key: string): string {
+  return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+}
