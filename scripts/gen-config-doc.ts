@@ -1,0 +1,7 @@
+// Writes docs/configuration.md from the one schema (src/cli/config-schema.ts), so the keys, env
+// vars and flags in the docs cannot drift from the code. `npm run docs:config`; a test checks the
+// committed file is current.
+import { writeFileSync } from 'node:fs';
+import { renderConfigDoc } from '../src/cli/config-doc.ts';
+
+writeFileSync(new URL('../docs/configuration.md', import.meta.url), renderConfigDoc());

@@ -1,0 +1,47 @@
+import { ACCOUNT_SETTINGS, type SettingSpec } from './config-schema.ts';
+import { envNameFor, flagNameFor } from './config.ts';
+
+const GROUP_TITLES: Record<SettingSpec['group'], string> = {
+  identity: 'Account',
+  oauth: 'OAuth (token manager)',
+  connection: 'POP3 connection',
+  fetch: 'Fetching',
+};
+
+function typeLabel(spec: SettingSpec): string {
+  if (spec.type === 'enum') return (spec.values ?? []).map((v) => `\`${v}\``).join(' \\| ');
+  return spec.type;
+}
+
+/** The configuration reference as Markdown, generated from ACCOUNT_SETTINGS. */
+export function renderConfigDoc(): string {
+  let out = `# Configuration reference
+
+<!-- Generated from src/cli/config-schema.ts by \`npm run docs:config\`; do not edit by hand. -->
+
+popgate reads one TOML file per user: \`$XDG_CONFIG_HOME/popgate/config.toml\` (usually
+\`~/.config/popgate/config.toml\`; \`POPGATE_CONFIG\` names another). Each account is a table
+\`[accounts.NAME]\`. Every setting can also come from an environment variable and a flag;
+precedence is **file, then environment, then flags**. Unknown keys are errors that name the key.
+Secrets are never written inline: give a file (mode 0600) or a command instead. Tokens live
+encrypted under \`$XDG_DATA_HOME/popgate\`; fetch state and locks under \`$XDG_STATE_HOME/popgate\`.
+
+\`\`\`toml
+[accounts.work]
+provider = "microsoft"
+user = "me@example.com"
+client_id = "00000000-0000-0000-0000-000000000000"
+to = "maildir:~/Mail/work"
+\`\`\`
+
+The \`[server]\` table configures \`popgate serve\`; see [server.md](server.md).
+`;
+  for (const group of Object.keys(GROUP_TITLES) as SettingSpec['group'][]) {
+    out += `\n## ${GROUP_TITLES[group]}\n\n| key | type | env var | flag | default | meaning |\n|---|---|---|---|---|---|\n`;
+    for (const spec of ACCOUNT_SETTINGS.filter((s) => s.group === group)) {
+      const def = spec.defaultValue === undefined ? '' : `\`${String(spec.defaultValue)}\``;
+      out += `| \`${spec.key}\` | ${typeLabel(spec)} | \`${envNameFor(spec)}\` | \`${flagNameFor(spec)}\` | ${def} | ${spec.description} |\n`;
+    }
+  }
+  return out;
+}
