@@ -73,6 +73,9 @@ export const ERROR_CODES = {
   ERR_STORE_IO: 'the maildrop could not be read or written',
   ERR_STORE_NO_SUCH_MESSAGE: 'the message does not exist or was removed',
   ERR_STORE_FULL: 'the disk is full or over quota',
+  ERR_STORE_INVALID_USER: 'a maildrop user name is empty, too long or contains unsafe characters',
+  ERR_STORE_INVALID_MESSAGE: 'a message to deliver is empty or larger than the configured maximum',
+  ERR_STORE_CORRUPT: 'a maildrop state file (popgate-uidlist) is malformed',
   // --- Fetcher (ERR_FETCH_*) ---
   ERR_FETCH_DELIVERY: 'a message could not be delivered to its destination',
   ERR_FETCH_STATE: 'the UIDL state file is corrupt or unreadable',
