@@ -1,0 +1,266 @@
+/**
+ * The server's token validator: one object for every configured issuer.
+ *
+ * A JWT (three base64url parts) is routed by its unverified `iss` only to choose the issuer's
+ * keys and rules; jose then verifies the signature and `iss` for real. Any other string is an
+ * opaque token and goes to the introspection issuers. After the token checks come the rights
+ * (the read scope is needed to log in) and the SASL user, which must equal the token's user claim.
+ *
+ * @example
+ * ```ts
+ * const validator = createTokenValidator({
+ *   issuers: [{ issuer: 'https://idp.example.com/realms/mail', audience: 'pop3.example.com', typ: ['JWT'] }],
+ * });
+ * const token = await validator.validate(accessToken, { user: 'alice@example.com' });
+ * // token.user, token.rights.delete, token.expiresAt ...
+ * ```
+ */
+import { TokenValidationError } from '../errors.ts';
+import { type Logger, silentLogger } from '../observability/logger.ts';
+import { canonicalUser } from './claims.ts';
+import { MetadataResolver } from './discovery.ts';
+import { type AuthEventListener, createEmitter, since } from './events.ts';
+import { Introspector } from './introspection.ts';
+import { verifyJwt } from './jwt.ts';
+import { createKeySet, type KeySet } from './keys.ts';
+import { type ResolvedIssuer, type ResolvedValidatorConfig, resolveValidatorOptions } from './options.ts';
+import type { TokenValidator, ValidatedToken, ValidationContext } from './types.ts';
+
+/** Longest token accepted (the server's SASL cap is 64 KiB of base64 too). */
+export const MAX_TOKEN_LENGTH = 64 * 1024;
+
+export interface TokenValidatorDependencies {
+  readonly logger?: Logger;
+  /** Metrics hook; the same events go to the `popgate:auth` diagnostics channel. */
+  readonly onEvent?: AuthEventListener;
+  /** Clock in milliseconds since the epoch (tests freeze it). Default `Date.now`. */
+  readonly now?: () => number;
+}
+
+/** The validator with its configuration and operations beyond {@link TokenValidator}. */
+export interface PopgateTokenValidator extends TokenValidator {
+  /** The frozen, validated configuration (client secrets print as `[REDACTED]`). */
+  readonly config: ResolvedValidatorConfig;
+  /** Cached introspection answers right now. */
+  readonly introspectionCacheSize: number;
+  /**
+   * Fetches metadata and keys of every issuer now, so a misconfiguration shows at startup.
+   * Rejects with the first `ERR_AUTH_UNAVAILABLE`; validation would retry later anyway.
+   */
+  warmUp(): Promise<void>;
+}
+
+interface IssuerState {
+  readonly config: ResolvedIssuer;
+  readonly metadata: MetadataResolver;
+  readonly keys: KeySet | undefined;
+}
+
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+function refuse(code: TokenValidationError['code'], message: string): TokenValidationError {
+  return new TokenValidationError(code, message);
+}
+
+/** The unverified `iss` of a JWT-shaped token; used only to pick keys. */
+function unverifiedIssuer(token: string): string {
+  const payload = token.slice(token.indexOf('.') + 1, token.lastIndexOf('.'));
+  let claims: unknown;
+  try {
+    claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+  } catch {
+    throw refuse('ERR_AUTH_INVALID_TOKEN', 'the token is malformed');
+  }
+  if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) {
+    throw refuse('ERR_AUTH_INVALID_TOKEN', 'the token is malformed');
+  }
+  const iss = (claims as Record<string, unknown>).iss;
+  if (typeof iss !== 'string') throw refuse('ERR_AUTH_ISSUER', 'the token names no issuer');
+  return iss;
+}
+
+/**
+ * Creates the validator. Options are checked once into a frozen configuration; nothing is
+ * fetched until the first validation (or {@link PopgateTokenValidator.warmUp}).
+ *
+ * @throws ConfigError naming the offending option.
+ */
+export function createTokenValidator(
+  options: unknown,
+  dependencies: TokenValidatorDependencies = {},
+): PopgateTokenValidator {
+  const config = resolveValidatorOptions(options);
+  const logger = dependencies.logger ?? silentLogger;
+  const now = dependencies.now ?? Date.now;
+  const emit = createEmitter(dependencies.onEvent);
+  const byIssuer = new Map<string, IssuerState>();
+  for (const issuer of config.issuers) {
+    const metadata = new MetadataResolver(issuer, config, emit, logger, now);
+    const keys =
+      issuer.method === 'jwt' ? createKeySet({ issuer, config, metadata, emit, logger, now }) : undefined;
+    byIssuer.set(issuer.issuer, { config: issuer, metadata, keys });
+  }
+  const introspectionIssuers = [...byIssuer.values()].filter(
+    (state) => state.config.method === 'introspection',
+  );
+  const introspector = new Introspector({ config, emit, logger, now });
+  const errorIssuer = new WeakMap<object, ResolvedIssuer>();
+
+  const introspectAt = async (state: IssuerState, token: string, signal: AbortSignal | undefined) =>
+    introspector.validate(token, state.config, state.metadata, signal);
+
+  /** Opaque tokens: each introspection issuer in order until one knows the token. */
+  const introspectOpaque = async (
+    token: string,
+    signal: AbortSignal | undefined,
+    track: (s: IssuerState) => void,
+  ) => {
+    if (introspectionIssuers.length === 0) {
+      throw refuse(
+        'ERR_AUTH_INVALID_TOKEN',
+        'the token is not a JWT and no introspection issuer is configured',
+      );
+    }
+    let outage: unknown;
+    let inactive: unknown;
+    for (const state of introspectionIssuers) {
+      track(state);
+      try {
+        return await introspectAt(state, token, signal);
+      } catch (error) {
+        if (!(error instanceof TokenValidationError)) throw error;
+        if (error.code === 'ERR_AUTH_UNAVAILABLE') outage ??= error;
+        else if (error.code === 'ERR_AUTH_INACTIVE') inactive ??= error;
+        else throw error;
+      }
+    }
+    // A token no reachable issuer knows is refused only when every issuer answered.
+    throw outage ?? inactive;
+  };
+
+  const validate = async (token: string, context: ValidationContext): Promise<ValidatedToken> => {
+    const start = performance.now();
+    let state: IssuerState | undefined;
+    let method: 'jwt' | 'introspection' | 'unknown' = 'unknown';
+    let cache: 'hit' | 'miss' | undefined;
+    try {
+      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+        throw refuse('ERR_AUTH_INVALID_TOKEN', 'the token is empty or too long');
+      }
+      let validated: ValidatedToken;
+      if (JWT_SHAPE.test(token)) {
+        const iss = unverifiedIssuer(token);
+        state = byIssuer.get(iss);
+        if (!state)
+          throw refuse('ERR_AUTH_ISSUER', 'the token comes from an issuer this server does not trust');
+        method = state.config.method;
+        if (state.keys) {
+          validated = await verifyJwt(token, state.config, state.keys, now());
+        } else {
+          const result = await introspectAt(state, token, context.signal);
+          cache = result.cache;
+          validated = result.token;
+        }
+      } else {
+        method = 'introspection';
+        const result = await introspectOpaque(token, context.signal, (s) => {
+          state = s;
+        });
+        cache = result.cache;
+        validated = result.token;
+      }
+      const issuer = state!.config;
+      if (!validated.rights.read) {
+        throw new TokenValidationError(
+          'ERR_AUTH_SCOPE',
+          `the token lacks the scope needed to read mail (${issuer.scopes.read.join(' or ')})`,
+          { requiredScope: issuer.scopes.read[0]! },
+        );
+      }
+      if (context.user !== undefined && canonicalUser(issuer.userClaim, context.user) !== validated.user) {
+        throw refuse(
+          'ERR_AUTH_USER_MISMATCH',
+          `the login name does not match the token's ${issuer.userClaim} claim; log in as the token's user`,
+        );
+      }
+      emit({
+        type: 'validation',
+        issuer: issuer.issuer,
+        method,
+        result: 'ok',
+        code: undefined,
+        durationMs: since(start),
+        cache,
+      });
+      return validated;
+    } catch (caught) {
+      const error =
+        caught instanceof TokenValidationError
+          ? caught
+          : new TokenValidationError(
+              'ERR_AUTH_UNAVAILABLE',
+              'token validation failed unexpectedly; try again later',
+              {
+                cause: caught,
+                temporary: true,
+              },
+            );
+      if (!(caught instanceof TokenValidationError)) {
+        logger.error(
+          { reason: caught instanceof Error ? caught.message : String(caught) },
+          'token validation bug',
+        );
+      }
+      if (state) errorIssuer.set(error, state.config);
+      emit({
+        type: 'validation',
+        issuer: state?.config.issuer,
+        method,
+        result: error.temporary ? 'unavailable' : 'refused',
+        code: error.code,
+        durationMs: since(start),
+        cache,
+      });
+      logger.debug({ issuer: state?.config.issuer, code: error.code }, 'token refused');
+      throw error;
+    }
+  };
+
+  const challenge = (error: unknown): { scope?: string; openidConfiguration?: string } => {
+    const issuer =
+      (typeof error === 'object' && error !== null ? errorIssuer.get(error) : undefined) ??
+      byIssuer.get(config.challengeIssuer)!.config;
+    const required = error instanceof TokenValidationError ? error.requiredScope : undefined;
+    const scope = required ?? issuer.scopes.read[0];
+    return {
+      ...(scope !== undefined ? { scope } : {}),
+      openidConfiguration: issuer.openidConfiguration,
+    };
+  };
+
+  const warmUp = async (): Promise<void> => {
+    for (const state of byIssuer.values()) {
+      if (state.keys) await state.keys.load();
+      else if (!state.config.introspection?.endpoint) {
+        const metadata = await state.metadata.get();
+        if (!metadata.introspectionEndpoint) {
+          throw new TokenValidationError(
+            'ERR_AUTH_UNAVAILABLE',
+            `issuer ${state.config.issuer} publishes no introspection_endpoint; configure introspection.endpoint`,
+            { temporary: true },
+          );
+        }
+      }
+    }
+  };
+
+  return Object.freeze({
+    config,
+    get introspectionCacheSize() {
+      return introspector.cacheSize;
+    },
+    validate,
+    challenge,
+    warmUp,
+  });
+}
