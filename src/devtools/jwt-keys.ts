@@ -50,7 +50,7 @@ export interface DevSigningKey {
   readonly kid: string;
   /**
    * What a verifier needs, in the form Dovecot's `local_validation_key_dict` reads: the SPKI
-   * PEM public key, or for HS* the raw secret (then a secret: never log it).
+   * PEM public key, or for HS* the secret in base64 (then a secret: never log it).
    */
   readonly verificationKey: string;
   /** Public JWK with `kid`, `alg` and `use: sig` (for JWKS files); undefined for HS*. */
@@ -83,10 +83,10 @@ export async function createSigningKey(options: CreateSigningKeyOptions = {}): P
   let verificationKey: string;
   let publicJwk: JWK | undefined;
   if (alg.startsWith('HS')) {
-    // Printable secret: Dovecot reads the dictionary value as a string.
-    const secret = randomBytes(48).toString('base64url');
-    signingKey = new TextEncoder().encode(secret);
-    verificationKey = secret;
+    // Dovecot's key dictionary holds HMAC secrets base64-encoded (oauth2_lookup_hmac_key).
+    const secret = randomBytes(48);
+    signingKey = new Uint8Array(secret);
+    verificationKey = secret.toString('base64');
   } else {
     const pair = await generateKeyPair(alg, { extractable: true, modulusLength: 2048 });
     signingKey = pair.privateKey;
