@@ -1,0 +1,103 @@
+/**
+ * File-system helpers for secrets: directories 0700 and files 0600 owned by the user, looser
+ * modes refused (never silently fixed: a loose mode means someone else may have read it), and
+ * atomic writes (temp file, fsync, rename, fsync of the directory).
+ */
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { TokenStoreError } from '../../errors.ts';
+
+const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+
+const octal = (mode: number): string => (mode & 0o777).toString(8).padStart(4, '0');
+
+/** Creates `dir` (0700) when missing; refuses an existing one that others can read. */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new TokenStoreError(
+      'ERR_TOKEN_STORE_IO',
+      `cannot create ${dir}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+  await checkPrivateDir(dir);
+}
+
+export async function checkPrivateDir(dir: string): Promise<void> {
+  const info = await lstat(dir).catch((error: NodeJS.ErrnoException) => {
+    throw new TokenStoreError('ERR_TOKEN_STORE_IO', `cannot read ${dir}: ${error.code ?? 'error'}`);
+  });
+  if (!info.isDirectory())
+    throw new TokenStoreError('ERR_TOKEN_STORE_PERMISSIONS', `${dir} is not a directory`);
+  if (uid !== undefined && info.uid !== uid) {
+    throw new TokenStoreError(
+      'ERR_TOKEN_STORE_PERMISSIONS',
+      `${dir} belongs to another user (uid ${info.uid}); token directories must be yours`,
+    );
+  }
+  if ((info.mode & 0o077) !== 0) {
+    throw new TokenStoreError(
+      'ERR_TOKEN_STORE_PERMISSIONS',
+      `${dir} has mode ${octal(info.mode)}, so others may read tokens; run chmod 700 ${dir} (and consider logging in again)`,
+    );
+  }
+}
+
+/** Checks an existing secret file: a regular file of ours with mode 0600 or tighter. */
+export async function checkPrivateFile(file: string): Promise<void> {
+  const info = await lstat(file);
+  if (!info.isFile())
+    throw new TokenStoreError('ERR_TOKEN_STORE_PERMISSIONS', `${file} is not a regular file`);
+  if (uid !== undefined && info.uid !== uid) {
+    throw new TokenStoreError(
+      'ERR_TOKEN_STORE_PERMISSIONS',
+      `${file} belongs to another user (uid ${info.uid})`,
+    );
+  }
+  if ((info.mode & 0o077) !== 0) {
+    throw new TokenStoreError(
+      'ERR_TOKEN_STORE_PERMISSIONS',
+      `${file} has mode ${octal(info.mode)}, so others may read it; run chmod 600 ${file} (and consider logging in again)`,
+    );
+  }
+}
+
+/** Writes `data` to `file` atomically with mode 0600. */
+export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
+  const dir = dirname(file);
+  const temp = join(dir, `.${basename(file)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  try {
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file);
+    const dirHandle = await open(dir, 'r');
+    try {
+      await dirHandle.sync();
+    } finally {
+      await dirHandle.close();
+    }
+  } catch (error) {
+    await rm(temp, { force: true });
+    if (error instanceof TokenStoreError) throw error;
+    throw new TokenStoreError(
+      'ERR_TOKEN_STORE_IO',
+      `cannot write ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
