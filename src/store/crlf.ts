@@ -1,0 +1,159 @@
+// Line-ending conversion between the Maildir on disk (LF, as Postfix, procmail and Dovecot write
+// it) and POP3 on the wire (CRLF, RFC 1939 section 3). The rules are Dovecot's, so sizes and bytes
+// agree with it for the same file: on read every LF not preceded by CR becomes CRLF and a lone CR
+// passes through; on delivery every CRLF becomes LF (Dovecot's `mail_save_crlf = no`).
+import { Transform, type TransformCallback } from 'node:stream';
+import { StoreError } from '../errors.ts';
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/** Number of LF octets in `chunk` not preceded by CR; `prev` is the octet before the chunk (or -1). */
+export function countBareLf(chunk: Uint8Array, prev = -1): number {
+  let count = 0;
+  let at = chunk.indexOf(LF);
+  while (at !== -1) {
+    const before = at === 0 ? prev : chunk[at - 1];
+    if (before !== CR) count += 1;
+    at = chunk.indexOf(LF, at + 1);
+  }
+  return count;
+}
+
+/** Size in octets of `data` once converted to CRLF line endings (what LIST reports). */
+export function crlfLength(data: Uint8Array): number {
+  return data.length + countBareLf(data);
+}
+
+/** Converts a chunk to CRLF; `prev` is the octet before it (-1 at the start). */
+export function toCrlf(chunk: Uint8Array, prev = -1): Buffer {
+  const extra = countBareLf(chunk, prev);
+  const input = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (extra === 0) return input;
+  const out = Buffer.allocUnsafe(chunk.length + extra);
+  let written = 0;
+  let start = 0;
+  let at = chunk.indexOf(LF);
+  while (at !== -1) {
+    const before = at === 0 ? prev : chunk[at - 1];
+    if (before !== CR) {
+      written += input.copy(out, written, start, at);
+      out[written++] = CR;
+      start = at;
+    }
+    at = chunk.indexOf(LF, at + 1);
+  }
+  input.copy(out, written, start);
+  return out;
+}
+
+/** Converts a whole buffer from CRLF to LF (CRLF becomes LF; a lone CR stays). */
+export function toLf(data: Uint8Array): Buffer {
+  const normalizer = new LfNormalizer();
+  const head = normalizer.feed(data);
+  const tail = normalizer.end();
+  return tail.length === 0 ? head : Buffer.concat([head, tail]);
+}
+
+/**
+ * Streaming CRLF encoder for RETR and TOP: LF becomes CRLF across chunk boundaries. When
+ * `expectedSize` is given, the stream fails with StoreError ERR_STORE_IO if the output length
+ * differs, so a file rewritten under us can never be served with a size LIST did not announce.
+ */
+export class CrlfEncoder extends Transform {
+  #prev = -1;
+  #emitted = 0;
+  readonly #expected: number | undefined;
+
+  constructor(expectedSize?: number) {
+    super({ highWaterMark: 64 * 1024 });
+    this.#expected = expectedSize;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (chunk.length === 0) {
+      callback();
+      return;
+    }
+    const out = toCrlf(chunk, this.#prev);
+    this.#prev = chunk[chunk.length - 1] ?? this.#prev;
+    this.#emitted += out.length;
+    if (this.#expected !== undefined && this.#emitted > this.#expected) {
+      callback(sizeChanged(this.#expected));
+      return;
+    }
+    callback(null, out);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#expected !== undefined && this.#emitted !== this.#expected) {
+      callback(sizeChanged(this.#expected));
+      return;
+    }
+    callback();
+  }
+}
+
+function sizeChanged(expected: number): StoreError {
+  return new StoreError(
+    'ERR_STORE_IO',
+    `message file changed on disk while it was read (expected ${expected} octets); the session must end`,
+  );
+}
+
+/**
+ * Incremental CRLF-to-LF conversion for delivery, counting what it produces: `fileSize` (octets
+ * written to disk) and `crlfSize` (octets a POP3 session will serve, Dovecot's `W=`).
+ */
+export class LfNormalizer {
+  /** A CR at the end of the previous chunk, held back until we know whether LF follows. */
+  #pendingCr = false;
+  #lastOut = -1;
+  fileSize = 0;
+  crlfSize = 0;
+
+  feed(chunk: Uint8Array): Buffer {
+    let input = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (this.#pendingCr) {
+      input = Buffer.concat([Buffer.of(CR), input]);
+      this.#pendingCr = false;
+    }
+    let end = input.length;
+    if (end > 0 && input[end - 1] === CR) {
+      this.#pendingCr = true;
+      end -= 1;
+    }
+    const out = stripCrBeforeLf(input.subarray(0, end));
+    this.#count(out);
+    return out;
+  }
+
+  end(): Buffer {
+    if (!this.#pendingCr) return Buffer.alloc(0);
+    this.#pendingCr = false;
+    const out = Buffer.of(CR);
+    this.#count(out);
+    return out;
+  }
+
+  #count(out: Buffer): void {
+    if (out.length === 0) return;
+    this.fileSize += out.length;
+    this.crlfSize += out.length + countBareLf(out, this.#lastOut);
+    this.#lastOut = out[out.length - 1] ?? this.#lastOut;
+  }
+}
+
+function stripCrBeforeLf(input: Buffer): Buffer {
+  let at = input.indexOf('\r\n');
+  if (at === -1) return input;
+  const parts: Buffer[] = [];
+  let start = 0;
+  while (at !== -1) {
+    parts.push(input.subarray(start, at));
+    start = at + 1; // keep the LF, drop the CR
+    at = input.indexOf('\r\n', start);
+  }
+  parts.push(input.subarray(start));
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,190 @@
+// Listing a Maildir and reconciling it with the UID state. Runs with the state lock held.
+import { open, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { countBareLf } from './crlf.ts';
+import { DOVECOT_UIDLIST_FILE, type DovecotUidlist, loadDovecotUidlist } from './dovecot-uidlist.ts';
+import { errnoOf, storeIoError } from './fs-util.ts';
+import { baseName, compareDelivery, isIgnoredName, sizeFields } from './maildir-names.ts';
+import {
+  allocateUidl,
+  loadUidState,
+  saveUidState,
+  UIDLIST_FILE,
+  type UidRecord,
+  type UidState,
+} from './uidlist.ts';
+
+/** A message file as found on disk. */
+export interface MaildirFile {
+  readonly base: string;
+  /** Path relative to the Maildir: `new/<name>` or `cur/<name>`. */
+  readonly rel: string;
+}
+
+/**
+ * Lists new/ then cur/ (tmp/ holds deliveries in progress and is ignored). Reading new/ first
+ * means a file another client moves from new/ to cur/ meanwhile is still seen at least once.
+ */
+export async function listMaildir(dir: string): Promise<Map<string, MaildirFile>> {
+  const files = new Map<string, MaildirFile>();
+  for (const sub of ['new', 'cur'] as const) {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await readdir(join(dir, sub), { withFileTypes: true });
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') continue;
+      throw storeIoError(`listing ${sub}/`, error);
+    }
+    for (const entry of entries) {
+      if (isIgnoredName(entry.name) || !(entry.isFile() || entry.isSymbolicLink())) continue;
+      files.set(baseName(entry.name), { base: baseName(entry.name), rel: `${sub}/${entry.name}` });
+    }
+  }
+  return files;
+}
+
+/** Reads a file once and returns its size on disk and its size with CRLF line endings. */
+export async function countSizes(path: string): Promise<{ fileSize: number; crlfSize: number }> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(256 * 1024);
+    let fileSize = 0;
+    let bare = 0;
+    let prev = -1;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      const chunk = buffer.subarray(0, bytesRead);
+      bare += countBareLf(chunk, prev);
+      prev = chunk[bytesRead - 1] ?? prev;
+      fileSize += bytesRead;
+    }
+    return { fileSize, crlfSize: fileSize + bare };
+  } finally {
+    await handle.close();
+  }
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+export interface ReconcileOptions {
+  /** Read dovecot-uidlist for files popgate has not numbered yet (default true). */
+  readonly dovecotUidlist: boolean;
+  readonly dovecotUidlFormat: string;
+}
+
+export interface Reconciled {
+  /** Records of the files present, in message order. */
+  readonly records: UidRecord[];
+  /** Where each record's file is, by base name. */
+  readonly files: ReadonlyMap<string, MaildirFile>;
+}
+
+function freshState(dovecot: DovecotUidlist | undefined): UidState {
+  let uidValidity = Math.max(1, Math.floor(Date.now() / 1000));
+  // Never share Dovecot's UIDVALIDITY: our native UIDLs then cannot equal any UIDL it served.
+  if (dovecot && uidValidity === dovecot.uidValidity) uidValidity += 1;
+  return { uidValidity, nextUid: Math.max(1, dovecot?.nextUid ?? 1), records: [] };
+}
+
+/**
+ * Brings the UID state in line with the files on disk: drops records of files that are gone,
+ * numbers new files (Dovecot's UIDL when dovecot-uidlist knows the file, else a fresh native
+ * one), counts sizes once, and saves the state when anything changed. Caller holds the state lock.
+ */
+export async function reconcile(dir: string, options: ReconcileOptions): Promise<Reconciled> {
+  const files = await listMaildir(dir);
+  const statePath = join(dir, UIDLIST_FILE);
+  const loaded = await loadUidState(statePath);
+  let dovecot: DovecotUidlist | undefined;
+  const loadDovecot = async () => {
+    if (options.dovecotUidlist)
+      dovecot ??= await loadDovecotUidlist(join(dir, DOVECOT_UIDLIST_FILE), options.dovecotUidlFormat);
+    return dovecot;
+  };
+  const state = loaded ?? freshState(await loadDovecot());
+  let changed = loaded === undefined;
+  const kept = state.records.filter((r) => files.has(r.base));
+  if (kept.length !== state.records.length) changed = true;
+  const known = new Set(kept.map((r) => r.base));
+  const fresh = [...files.values()].filter((f) => !known.has(f.base));
+  const added: UidRecord[] = [];
+  if (fresh.length > 0) {
+    const dove = await loadDovecot();
+    const found = await mapLimit(fresh, 16, async (file) => {
+      try {
+        const info = await stat(join(dir, file.rel));
+        return { file, mtimeMs: info.mtimeMs, size: info.size, dove: dove?.records.get(file.base) };
+      } catch (error) {
+        if (errnoOf(error) === 'ENOENT') return undefined; // removed meanwhile by another client
+        throw storeIoError('reading a message file', error);
+      }
+    });
+    const present = found.filter((f) => f !== undefined);
+    const byDovecot = present.filter((f) => f.dove).sort((a, b) => a.dove!.uid - b.dove!.uid);
+    const others = present
+      .filter((f) => !f.dove)
+      .sort((a, b) =>
+        compareDelivery({ base: a.file.base, mtimeMs: a.mtimeMs }, { base: b.file.base, mtimeMs: b.mtimeMs }),
+      );
+    const ordered = [...byDovecot, ...others];
+    const sizes = await mapLimit(ordered, 8, async (f) => {
+      const named = sizeFields(f.file.base);
+      const trusted = named.fileSize === undefined || named.fileSize === f.size;
+      const crlf = f.dove?.crlfSize ?? (trusted ? named.crlfSize : undefined);
+      if (crlf !== undefined) return { fileSize: f.size, crlfSize: crlf };
+      try {
+        return await countSizes(join(dir, f.file.rel));
+      } catch (error) {
+        if (errnoOf(error) === 'ENOENT') return undefined;
+        throw storeIoError('reading a message file', error);
+      }
+    });
+    const used = new Set(kept.map((r) => r.uidl));
+    ordered.forEach((f, i) => {
+      const size = sizes[i];
+      if (!size) return;
+      const uidl = f.dove && !used.has(f.dove.uidl) ? f.dove.uidl : allocateUidl(state, used);
+      used.add(uidl);
+      added.push({ uidl, fileSize: size.fileSize, crlfSize: size.crlfSize, base: f.file.base });
+    });
+    changed = true;
+  }
+  state.records = [...kept, ...added];
+  if (changed) await saveUidState(statePath, state);
+  return { records: state.records, files };
+}
+
+/** Adds one delivered file to the state (or finds it numbered already); returns its UIDL. */
+export async function recordDelivery(
+  dir: string,
+  record: Omit<UidRecord, 'uidl'>,
+  options: ReconcileOptions,
+): Promise<string> {
+  const statePath = join(dir, UIDLIST_FILE);
+  const loaded = await loadUidState(statePath);
+  if (loaded === undefined) {
+    // First message of this maildrop (or state lost): a full reconcile numbers everything.
+    const { records } = await reconcile(dir, options);
+    const found = records.find((r) => r.base === record.base);
+    if (found) return found.uidl;
+    throw storeIoError('numbering the delivered message', new Error('file vanished after delivery'));
+  }
+  const existing = loaded.records.find((r) => r.base === record.base);
+  if (existing) return existing.uidl;
+  const uidl = allocateUidl(loaded, new Set(loaded.records.map((r) => r.uidl)));
+  loaded.records.push({ ...record, uidl });
+  await saveUidState(statePath, loaded);
+  return uidl;
+}

@@ -1,0 +1,174 @@
+// One opened, locked Maildir maildrop (RFC 1939 TRANSACTION and UPDATE states).
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { addAbortSignal, pipeline, type Readable } from 'node:stream';
+import { StoreError } from '../errors.ts';
+import { CrlfEncoder } from './crlf.ts';
+import { errnoOf, storeIoError } from './fs-util.ts';
+import type { LockHandle } from './lock.ts';
+import { clearJournal, removeFiles, writeJournal } from './maildir-commit.ts';
+import { listMaildir, type MaildirFile } from './maildir-scan.ts';
+import type { MaildropMessage, MaildropSession } from './types.ts';
+import type { UidRecord } from './uidlist.ts';
+
+/** What the session needs from its store: the state update run under the state lock. */
+export interface SessionHost {
+  /** Drops deleted records from the UID state and re-counts records found wrong. */
+  updateState(dir: string, deleted: ReadonlySet<string>, recount: ReadonlySet<string>): Promise<void>;
+  /** Called once when the session ends (commit or release). */
+  ended(session: MaildirSession): void;
+}
+
+type SessionState = 'open' | 'committing' | 'closed';
+
+export class MaildirSession implements MaildropSession {
+  readonly user: string;
+  readonly messages: readonly MaildropMessage[];
+  readonly #dir: string;
+  readonly #records: readonly UidRecord[];
+  readonly #files: Map<string, MaildirFile>;
+  readonly #lock: LockHandle;
+  readonly #host: SessionHost;
+  readonly #recount = new Set<string>();
+  #state: SessionState = 'open';
+  #ending: Promise<void> | undefined;
+
+  constructor(
+    user: string,
+    dir: string,
+    records: readonly UidRecord[],
+    files: ReadonlyMap<string, MaildirFile>,
+    lock: LockHandle,
+    host: SessionHost,
+  ) {
+    this.user = user;
+    this.#dir = dir;
+    this.#records = records;
+    this.#files = new Map(files);
+    this.#lock = lock;
+    this.#host = host;
+    this.messages = Object.freeze(records.map((r) => Object.freeze({ uid: r.uidl, size: r.crlfSize })));
+  }
+
+  /**
+   * Streams message `index` (0-based) with CRLF line endings, not dot-stuffed, without buffering
+   * it. A message another client removed meanwhile rejects with ERR_STORE_NO_SUCH_MESSAGE.
+   */
+  async read(index: number, options: { signal?: AbortSignal } = {}): Promise<Readable> {
+    this.#assertOpen();
+    const record = this.#record(index);
+    options.signal?.throwIfAborted();
+    const handle = await this.#openFile(record.base);
+    let size: number;
+    try {
+      size = (await handle.stat()).size;
+    } catch (error) {
+      await handle.close();
+      throw storeIoError('reading a message', error);
+    }
+    if (size !== record.fileSize) {
+      await handle.close();
+      this.#recount.add(record.base);
+      throw new StoreError(
+        'ERR_STORE_IO',
+        `message ${index + 1} changed on disk since it was counted; it will be re-counted when the session ends`,
+      );
+    }
+    const source = handle.createReadStream({ highWaterMark: 64 * 1024 });
+    const encoder = new CrlfEncoder(record.crlfSize);
+    pipeline(source, encoder, () => {});
+    if (options.signal) addAbortSignal(options.signal, encoder);
+    return encoder;
+  }
+
+  /**
+   * The UPDATE state: removes the given 0-based messages (see maildir-commit.ts for the crash
+   * semantics), then releases the lock. Releases the lock even when it fails.
+   */
+  async commit(deleted: readonly number[]): Promise<void> {
+    this.#assertOpen();
+    const bases = [...new Set(deleted.map((i) => this.#record(i).base))];
+    this.#state = 'committing';
+    this.#ending = (async () => {
+      try {
+        if (bases.length > 0) {
+          await writeJournal(this.#dir, bases);
+          await removeFiles(this.#dir, bases, this.#files);
+        }
+        if (bases.length > 0 || this.#recount.size > 0) {
+          await this.#host.updateState(this.#dir, new Set(bases), this.#recount);
+        }
+        if (bases.length > 0) await clearJournal(this.#dir);
+      } finally {
+        await this.#end();
+      }
+    })();
+    return this.#ending;
+  }
+
+  /** Ends the session without deleting anything. Safe to call more than once. */
+  async release(): Promise<void> {
+    if (this.#state === 'open') {
+      this.#state = 'committing';
+      this.#ending = (async () => {
+        try {
+          if (this.#recount.size > 0) await this.#host.updateState(this.#dir, new Set(), this.#recount);
+        } catch {
+          // Re-counting is an optimisation; the next open tries again.
+        } finally {
+          await this.#end();
+        }
+      })();
+    }
+    await this.#ending?.catch(() => {});
+  }
+
+  async #end(): Promise<void> {
+    this.#state = 'closed';
+    this.#host.ended(this);
+    await this.#lock.release();
+  }
+
+  #assertOpen(): void {
+    if (this.#state !== 'open') {
+      throw new StoreError('ERR_STORE_IO', 'the maildrop session has ended; open the maildrop again');
+    }
+  }
+
+  #record(index: number): UidRecord {
+    const record = Number.isInteger(index) ? this.#records[index] : undefined;
+    if (!record) {
+      throw new StoreError(
+        'ERR_STORE_NO_SUCH_MESSAGE',
+        `no message ${Number.isInteger(index) ? index + 1 : '?'} in this session`,
+      );
+    }
+    return record;
+  }
+
+  async #openFile(base: string) {
+    const known = this.#files.get(base);
+    if (known) {
+      try {
+        return await open(join(this.#dir, known.rel), 'r');
+      } catch (error) {
+        if (errnoOf(error) !== 'ENOENT') throw storeIoError('opening a message', error);
+      }
+    }
+    // Renamed by another client (new/ to cur/, flags changed) or removed: look once more.
+    const moved = (await listMaildir(this.#dir)).get(base);
+    if (moved) {
+      try {
+        const handle = await open(join(this.#dir, moved.rel), 'r');
+        this.#files.set(base, moved);
+        return handle;
+      } catch (error) {
+        if (errnoOf(error) !== 'ENOENT') throw storeIoError('opening a message', error);
+      }
+    }
+    throw new StoreError(
+      'ERR_STORE_NO_SUCH_MESSAGE',
+      'the message was removed from the maildrop by another program during this session',
+    );
+  }
+}

@@ -1,0 +1,240 @@
+// The embedded default maildrop store: one Maildir per user at `<root>/<user>/`.
+import { mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { ConfigError, StoreError } from '../errors.ts';
+import { type Logger, silentLogger } from '../observability/logger.ts';
+import { isSupportedUidlFormat } from './dovecot-uidlist.ts';
+import { errnoOf, storeIoError } from './fs-util.ts';
+import { type LockOptions, tryLock, withLock } from './lock.ts';
+import { replayJournal } from './maildir-commit.ts';
+import { deliverToMaildir } from './maildir-deliver.ts';
+import { countSizes, listMaildir, type ReconcileOptions, reconcile, recordDelivery } from './maildir-scan.ts';
+import { MaildirSession } from './maildir-session.ts';
+import type { MaildropSession, MaildropStore } from './types.ts';
+import { loadUidState, saveUidState, UIDLIST_FILE } from './uidlist.ts';
+import { normalizeUser } from './user.ts';
+
+/** The session lock file in each Maildir: held while a POP3 session has the maildrop open. */
+export const SESSION_LOCK_FILE = 'popgate.lock';
+/** The short lock around reading and replacing popgate-uidlist. */
+export const STATE_LOCK_FILE = 'popgate-uidlist.lock';
+
+export interface MaildirStoreOptions {
+  /** Create `<root>/<user>/{tmp,new,cur}` on first open or delivery (default true). */
+  readonly create?: boolean;
+  /** Serve Dovecot's UIDLs for files its dovecot-uidlist numbers (default true). */
+  readonly dovecotUidlist?: boolean;
+  /** Dovecot's `pop3_uidl_format` (default `%08Xu%08Xv`); `%u`, `%v`, `%f` are supported. */
+  readonly dovecotUidlFormat?: string;
+  /** Largest message `deliver` accepts, in octets on disk (default 100 MiB). */
+  readonly maxMessageSize?: number;
+  /** How long a delivery or an open waits for the short state lock (default 10 s). */
+  readonly stateLockTimeoutMs?: number;
+  /** A lock written by another host (shared storage) counts as stale after this (default 1 day). */
+  readonly foreignLockStaleMs?: number;
+  readonly logger?: Logger;
+}
+
+interface Resolved {
+  readonly create: boolean;
+  readonly reconcile: ReconcileOptions;
+  readonly maxMessageSize: number;
+  readonly stateLockTimeoutMs: number;
+  readonly lock: LockOptions;
+  readonly logger: Logger;
+}
+
+const KNOWN_OPTIONS = new Set([
+  'create',
+  'dovecotUidlist',
+  'dovecotUidlFormat',
+  'maxMessageSize',
+  'stateLockTimeoutMs',
+  'foreignLockStaleMs',
+  'logger',
+]);
+
+function resolveOptions(options: MaildirStoreOptions): Resolved {
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key))
+      throw new ConfigError('ERR_CONFIG_UNKNOWN_KEY', `unknown Maildir store option "${key}"`, { key });
+  }
+  const format = options.dovecotUidlFormat ?? '%08Xu%08Xv';
+  if (!isSupportedUidlFormat(format)) {
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      'dovecotUidlFormat supports only %u, %v and %f (with 0N and X modifiers)',
+      {
+        key: 'dovecotUidlFormat',
+      },
+    );
+  }
+  const positive = (key: keyof MaildirStoreOptions, value: number | undefined, fallback: number) => {
+    const v = value ?? fallback;
+    if (!Number.isSafeInteger(v) || v <= 0)
+      throw new ConfigError('ERR_CONFIG_INVALID', `${key} must be a positive integer`, { key });
+    return v;
+  };
+  const logger = options.logger ?? silentLogger;
+  return Object.freeze({
+    create: options.create ?? true,
+    reconcile: Object.freeze({ dovecotUidlist: options.dovecotUidlist ?? true, dovecotUidlFormat: format }),
+    maxMessageSize: positive('maxMessageSize', options.maxMessageSize, 100 * 1024 * 1024),
+    stateLockTimeoutMs: positive('stateLockTimeoutMs', options.stateLockTimeoutMs, 10_000),
+    lock: Object.freeze({
+      foreignStaleMs: positive('foreignLockStaleMs', options.foreignLockStaleMs, 86_400_000),
+      onStaleBroken: (info: { path: string; owner: string }) =>
+        logger.warn({ lock: info.path, owner: info.owner }, 'broke a stale maildrop lock'),
+    }),
+    logger,
+  });
+}
+
+/**
+ * Maildir maildrops, compatible with Postfix, procmail and Dovecot deliveries.
+ *
+ * @example
+ * ```ts
+ * const store = new MaildirStore('/var/mail/popgate');
+ * const session = await store.open('alice@example.org'); // ERR_STORE_LOCKED if in use
+ * for (const [i, m] of session.messages.entries()) console.log(i + 1, m.uid, m.size);
+ * await session.commit([0]); // UPDATE: delete message 1, then unlock
+ * ```
+ * See docs/store.md for the layout, the UIDL rules and the crash semantics.
+ */
+export class MaildirStore implements MaildropStore {
+  readonly root: string;
+  readonly #options: Resolved;
+  readonly #sessions = new Set<MaildirSession>();
+  #closed = false;
+
+  constructor(root: string, options: MaildirStoreOptions = {}) {
+    if (typeof root !== 'string' || root === '')
+      throw new ConfigError('ERR_CONFIG_INVALID', 'the Maildir store needs a root directory', {
+        key: 'store',
+      });
+    this.root = root;
+    this.#options = resolveOptions(options);
+  }
+
+  /** The Maildir of a user (validated and normalised, see src/store/user.ts). */
+  maildirOf(user: string): string {
+    return join(this.root, normalizeUser(user));
+  }
+
+  /** Opens and locks the user's maildrop (RFC 1939 section 4: exclusive access). */
+  async open(user: string, options: { signal?: AbortSignal } = {}): Promise<MaildropSession> {
+    this.#assertOpen();
+    const name = normalizeUser(user);
+    const dir = join(this.root, name);
+    options.signal?.throwIfAborted();
+    await this.#ensureMaildir(dir);
+    let lock: Awaited<ReturnType<typeof tryLock>>;
+    try {
+      lock = await tryLock(join(dir, SESSION_LOCK_FILE), this.#options.lock);
+    } catch (error) {
+      throw storeIoError('locking the maildrop', error);
+    }
+    if (!lock)
+      throw new StoreError('ERR_STORE_LOCKED', 'the maildrop is in use by another session; try again later');
+    try {
+      options.signal?.throwIfAborted();
+      const replayed = await replayJournal(dir);
+      if (replayed > 0)
+        this.#options.logger.warn(
+          { user: name, messages: replayed },
+          'finished deletions an interrupted session committed',
+        );
+      const { records, files } = await this.#underStateLock(dir, () =>
+        reconcile(dir, this.#options.reconcile),
+      );
+      const session: MaildirSession = new MaildirSession(name, dir, records, files, lock, {
+        updateState: (d, deleted, recount) =>
+          this.#underStateLock(d, () => this.#updateState(d, deleted, recount)),
+        ended: (s) => this.#sessions.delete(s),
+      });
+      this.#sessions.add(session);
+      return session;
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  /** Delivers one message durably (see maildir-deliver.ts) and returns its UIDL. */
+  async deliver(user: string, message: Readable | Uint8Array): Promise<string> {
+    this.#assertOpen();
+    const dir = join(this.root, normalizeUser(user));
+    await this.#ensureMaildir(dir);
+    return deliverToMaildir(dir, message, {
+      maxMessageSize: this.#options.maxMessageSize,
+      record: (record) =>
+        this.#underStateLock(dir, () => recordDelivery(dir, record, this.#options.reconcile)),
+    });
+  }
+
+  /** Ends every open session without deleting anything and refuses further use. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#sessions].map((s) => s.release()));
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreError('ERR_STORE_IO', 'the maildrop store is closed');
+  }
+
+  async #ensureMaildir(dir: string): Promise<void> {
+    try {
+      if (this.#options.create) {
+        await mkdir(this.root, { recursive: false }).catch((error) => {
+          if (errnoOf(error) !== 'EEXIST') throw error;
+        });
+        for (const sub of ['tmp', 'new', 'cur'])
+          await mkdir(join(dir, sub), { recursive: true, mode: 0o700 });
+        return;
+      }
+      const info = await stat(join(dir, 'new'));
+      if (!info.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOENT' });
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') {
+        throw new StoreError(
+          'ERR_STORE_NOT_FOUND',
+          'no maildrop exists for this user (or the store root is missing)',
+          { cause: error },
+        );
+      }
+      throw storeIoError('preparing the maildrop', error);
+    }
+  }
+
+  async #underStateLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+    let result: { value: T } | undefined;
+    try {
+      result = await withLock(join(dir, STATE_LOCK_FILE), fn, {
+        ...this.#options.lock,
+        timeoutMs: this.#options.stateLockTimeoutMs,
+      });
+    } catch (error) {
+      throw storeIoError('updating the maildrop state', error);
+    }
+    if (!result) throw new StoreError('ERR_STORE_LOCKED', 'the maildrop state is busy; try again later');
+    return result.value;
+  }
+
+  async #updateState(dir: string, deleted: ReadonlySet<string>, recount: ReadonlySet<string>): Promise<void> {
+    const path = join(dir, UIDLIST_FILE);
+    const state = await loadUidState(path);
+    if (!state) return;
+    state.records = state.records.filter((r) => !deleted.has(r.base));
+    const files = recount.size > 0 ? await listMaildir(dir) : undefined;
+    for (const record of state.records) {
+      if (!recount.has(record.base)) continue;
+      const found = files?.get(record.base);
+      if (!found) continue;
+      const sizes = await countSizes(join(dir, found.rel)).catch(() => undefined);
+      if (sizes) Object.assign(record, sizes);
+    }
+    await saveUidState(path, state);
+  }
+}
