@@ -1,0 +1,191 @@
+/**
+ * Maildir delivery (the qmail/Dovecot convention): write to `tmp/<unique>`, fsync the file,
+ * announce, rename into `new/<unique>,S=<size>`, fsync `new/`. Names are unique per host, time,
+ * process, sequence and randomness, so deliveries from other programs never collide. Files are
+ * stored with LF line endings, as Dovecot, Postfix and procmail write them.
+ */
+import { randomBytes } from 'node:crypto';
+import { access, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { FetchError, isPopgateError } from '../../errors.ts';
+import { deliveryError, fsyncDir, pidAlive } from '../durable.ts';
+import { LocalForm } from './transform.ts';
+import type { Intent, MessageInfo, PublishOutcome, RecoveryResult, Sink, Staged } from './types.ts';
+
+interface MaildirStaged extends Staged {
+  readonly tmpName: string;
+  readonly finalName: string;
+  readonly synced: Promise<unknown>;
+}
+
+interface MaildirKey {
+  readonly tmp: string;
+  readonly name: string;
+}
+
+/** Host part of a Maildir name, with `/` and `:` escaped as the Maildir spec says. */
+function maildirHost(): string {
+  return hostname().replace(/\//g, '\\057').replace(/:/g, '\\072').replace(/\./g, '\\056') || 'localhost';
+}
+
+const TMP_NAME = /^\d+\.M\d+P(\d+)Q\d+Rpg[0-9a-f]+\.(.+)$/;
+
+export interface MaildirSinkOptions {
+  /** Keep CRLF line endings instead of converting to LF (default false). */
+  readonly crlf?: boolean;
+}
+
+export class MaildirSink implements Sink {
+  readonly kind = 'maildir' as const;
+  readonly description: string;
+  readonly dir: string;
+  readonly #host = maildirHost();
+  readonly #crlf: boolean;
+  #seq = 0;
+
+  constructor(dir: string, options: MaildirSinkOptions = {}) {
+    this.dir = dir;
+    this.description = `Maildir ${dir}`;
+    this.#crlf = options.crlf ?? false;
+  }
+
+  async open(): Promise<void> {
+    try {
+      for (const sub of ['tmp', 'new', 'cur'])
+        await mkdir(join(this.dir, sub), { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw deliveryError(error, `create the Maildir ${this.dir}`);
+    }
+    // Leftovers of popgate processes that died while staging (never another program's files).
+    const host = this.#host;
+    for (const name of await readdir(join(this.dir, 'tmp'))) {
+      const match = TMP_NAME.exec(name);
+      if (!match || match[2] !== host) continue;
+      const pid = Number(match[1]);
+      if (pid !== process.pid && !pidAlive(pid))
+        await unlink(join(this.dir, 'tmp', name)).catch(() => undefined);
+    }
+  }
+
+  #uniqueName(): string {
+    const now = Date.now();
+    const sec = Math.floor(now / 1000);
+    const usec = (now % 1000) * 1000 + Math.floor(Math.random() * 1000);
+    this.#seq++;
+    return `${sec}.M${usec}P${process.pid}Q${this.#seq}Rpg${randomBytes(4).toString('hex')}.${this.#host}`;
+  }
+
+  async stage(message: Readable, info: MessageInfo): Promise<Staged> {
+    const tmpName = this.#uniqueName();
+    const tmpPath = join(this.dir, 'tmp', tmpName);
+    let handle: Awaited<ReturnType<typeof open>>;
+    try {
+      handle = await open(tmpPath, 'wx', 0o600);
+    } catch (error) {
+      message.resume();
+      throw deliveryError(error, `create a file in ${join(this.dir, 'tmp')}`);
+    }
+    const form = new LocalForm({ lf: !this.#crlf });
+    try {
+      message.on('error', (error) => form.destroy(error));
+      for await (const chunk of message.pipe(form)) await handle.write(chunk as Buffer);
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await unlink(tmpPath).catch(() => undefined);
+      // Errors of the message stream (connection dropped mid-RETR) keep their own type.
+      if (isPopgateError(error)) throw error;
+      throw deliveryError(error, `write ${tmpPath}`);
+    }
+    // fsync runs in the background so the next message streams while this one syncs; publish()
+    // waits for it before announcing.
+    const synced = handle.sync().finally(() => handle.close());
+    synced.catch(() => undefined);
+    const staged: MaildirStaged = {
+      info,
+      bytes: form.bytes,
+      messageId: form.messageId,
+      tmpName,
+      finalName: `${tmpName},S=${form.bytes}`,
+      synced,
+    };
+    return staged;
+  }
+
+  async publish(
+    batch: readonly Staged[],
+    announce: (intents: readonly Intent[]) => Promise<void>,
+  ): Promise<PublishOutcome[]> {
+    const items = batch as readonly MaildirStaged[];
+    const syncs = await Promise.allSettled(items.map((s) => s.synced));
+    const outcomes: PublishOutcome[] = syncs.map((r) =>
+      r.status === 'fulfilled'
+        ? { ok: true }
+        : { ok: false, error: deliveryError(r.reason, 'fsync a message in tmp/') },
+    );
+    const ready = items.filter((_, i) => outcomes[i]?.ok);
+    for (const [i, s] of items.entries()) {
+      if (!outcomes[i]?.ok) await unlink(join(this.dir, 'tmp', s.tmpName)).catch(() => undefined);
+    }
+    if (ready.length === 0) return outcomes;
+    await announce(
+      ready.map((s) => ({
+        uidl: s.info.uidl,
+        key: { tmp: s.tmpName, name: s.finalName } satisfies MaildirKey,
+      })),
+    );
+    const renames = await Promise.allSettled(
+      ready.map((s) => rename(join(this.dir, 'tmp', s.tmpName), join(this.dir, 'new', s.finalName))),
+    );
+    try {
+      await fsyncDir(join(this.dir, 'new'));
+    } catch (error) {
+      throw deliveryError(error, `fsync ${join(this.dir, 'new')}`);
+    }
+    let r = 0;
+    for (const [i, outcome] of outcomes.entries()) {
+      if (!outcome.ok) continue;
+      const result = renames[r++];
+      if (result?.status === 'rejected')
+        outcomes[i] = { ok: false, error: deliveryError(result.reason, 'move a message into new/') };
+    }
+    return outcomes;
+  }
+
+  async discard(staged: Staged): Promise<void> {
+    const s = staged as MaildirStaged;
+    await s.synced.catch(() => undefined);
+    await unlink(join(this.dir, 'tmp', s.tmpName)).catch(() => undefined);
+  }
+
+  async recover(key: unknown): Promise<RecoveryResult> {
+    const k = key as Partial<MaildirKey> | null;
+    if (
+      typeof k?.name !== 'string' ||
+      typeof k.tmp !== 'string' ||
+      k.name.includes('/') ||
+      k.tmp.includes('/')
+    ) {
+      throw new FetchError(
+        'ERR_FETCH_STATE',
+        'the fetch state holds a Maildir intent that is not valid; the state file is damaged',
+      );
+    }
+    const { name, tmp } = k;
+    const inNew = await access(join(this.dir, 'new', name)).then(
+      () => true,
+      () => false,
+    );
+    // A mail reader may already have moved it to cur/ and added flags (`name:2,S`).
+    const found =
+      inNew ||
+      (await readdir(join(this.dir, 'cur')).then((names) =>
+        names.some((n) => n === name || n.startsWith(`${name}:`)),
+      ));
+    await unlink(join(this.dir, 'tmp', tmp)).catch(() => undefined);
+    return found ? 'delivered' : 'absent';
+  }
+
+  async close(): Promise<void> {}
+}
