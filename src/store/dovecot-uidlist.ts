@@ -32,16 +32,16 @@ export interface DovecotUidlist {
 
 /**
  * Builds the UIDL Dovecot's `pop3_uidl_format` gives. Supported variables: `%u` (UID), `%v`
- * (UIDVALIDITY), `%f` (base file name), with Dovecot's modifiers `0N` (pad), `X`/`x` (hex).
- * Default `%08Xu%08Xv`, Dovecot 2.x's default.
+ * (UIDVALIDITY), `%f` (base file name), with Dovecot's modifiers `0N` (pad), `X` (hex, printed in
+ * lower case as Dovecot 2.x does). Default `%08Xu%08Xv`, Dovecot 2.x's default.
  */
 export function dovecotUidl(format: string, uid: number, uidValidity: number, base: string): string {
   return format.replace(/%(0?\d*)([Xx]?)([uvf%])/g, (_all, pad: string, hex: string, key: string) => {
     if (key === '%') return '%';
     if (key === 'f') return base;
     const n = key === 'u' ? uid : uidValidity;
-    let text = hex === '' ? String(n) : n.toString(16);
-    if (hex === 'X') text = text.toUpperCase();
+    // Dovecot 2.x's `X` modifier prints lower-case hex (checked against 2.3.19 by the interop test).
+    const text = hex === '' ? String(n) : n.toString(16);
     const width = pad === '' ? 0 : Number(pad);
     return text.padStart(width, pad.startsWith('0') ? '0' : ' ');
   });

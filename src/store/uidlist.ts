@@ -5,7 +5,7 @@
 //
 // One line per message, in message order (the order UIDs were assigned). The UIDL is what POP3
 // serves; the sizes are counted once and cached. `N` only grows: a native UIDL is
-// `%08X(uid)%08X(uidvalidity)` with a fresh uid, so a UIDL is never reused, even after its
+// `%08x(uid)%08x(uidvalidity)` with a fresh uid, so a UIDL is never reused, even after its
 // message is deleted. The base name is last so it may contain spaces.
 import { readFile } from 'node:fs/promises';
 import { StoreError } from '../errors.ts';
@@ -35,9 +35,9 @@ export function isValidUidl(uidl: string): boolean {
   return UIDL_RE.test(uidl);
 }
 
-/** Formats a native UIDL the way Dovecot's default `%08Xu%08Xv` does. */
+/** Formats a native UIDL the way Dovecot's default `%08Xu%08Xv` prints it (lower-case hex). */
 export function formatUidl(uid: number, uidValidity: number): string {
-  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
+  const hex = (n: number) => n.toString(16).padStart(8, '0');
   return hex(uid) + hex(uidValidity);
 }
 

@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.ts';
+import { registerDeliver } from './deliver.ts';
+import { registerServe } from './serve.ts';
 
 /** Registers one subcommand (or a group) on the program. One file per command in this folder. */
 export type RegisterCommand = (program: Command, ctx: CliContext) => void;
 
 /** Every subcommand, in the order `popgate --help` lists them. */
-export const COMMANDS: readonly RegisterCommand[] = [];
+export const COMMANDS: readonly RegisterCommand[] = [registerDeliver, registerServe];
