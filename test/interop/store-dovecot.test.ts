@@ -101,7 +101,9 @@ async function dovecotListing(d: DovecotInstance): Promise<Listing> {
     const list = (await pop.multi('LIST')).toString('latin1').split('\r\n').filter(Boolean);
     const bodies: Buffer[] = [];
     for (let i = 1; i <= list.length; i++) bodies.push(await pop.multi(`RETR ${i}`));
-    uidl.forEach((l, i) => assert.equal(l.split(' ')[0], String(i + 1)));
+    uidl.forEach((l, i) => {
+      assert.equal(l.split(' ')[0], String(i + 1));
+    });
     return {
       uidl: uidl.map((l) => l.split(' ')[1]!),
       sizes: list.map((l) => Number(l.split(' ')[1])),
