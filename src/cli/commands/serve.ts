@@ -1,0 +1,338 @@
+// `popgate serve`: the POP3 server that accepts OAuth2. Reads the `[server]` table of a config
+// file (--config) and flags for the essentials, wires pino, prom-client and the token validator,
+// reloads TLS on SIGHUP and shuts down gracefully on SIGTERM/SIGINT. See docs/server.md.
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import pino from 'pino';
+import { type AuthEvent, createTokenValidator, type PopgateTokenValidator } from '../../auth/index.ts';
+import { ConfigError, isPopgateError } from '../../errors.ts';
+import { createAuditSink } from '../../observability/audit.ts';
+import type { Logger } from '../../observability/logger.ts';
+import {
+  createServerMetrics,
+  type MetricsListener,
+  startMetricsListener,
+} from '../../observability/metrics.ts';
+import { DEFAULT_LIMITS, type ServerLimits } from '../../server/limits.ts';
+import type { Pop3ServerOptions, ServerMechanism } from '../../server/options.ts';
+import { createPop3Server } from '../../server/server.ts';
+import { MaildirStore } from '../../store/maildir-store.ts';
+import { parseStoreSpec } from '../../store/spec.ts';
+import { parseConfig } from '../config.ts';
+import type { CliContext } from '../context.ts';
+import { EXIT, exitCodeFor } from '../exit-codes.ts';
+import type { RegisterCommand } from './index.ts';
+
+interface ServeFlags {
+  config?: string;
+  listen?: string[];
+  tlsCert?: string;
+  tlsKey?: string;
+  issuer?: string;
+  audience?: string;
+  jwks?: string;
+  userClaim?: string;
+  readScope?: string;
+  deleteScope?: string;
+  allowMissingTyp?: boolean;
+  store?: string;
+  metrics?: string;
+  allowPlaintextLoopback?: boolean;
+  allowInsecureIssuer?: boolean;
+  logLevel?: string;
+}
+
+const SERVER_KEYS = new Set([
+  'listen',
+  'tls_cert',
+  'tls_key',
+  'allow_plaintext_loopback',
+  'store',
+  'metrics',
+  'implementation',
+  'login_delay',
+  'greeting',
+  'mechanisms',
+  'shutdown_grace_seconds',
+  'log_level',
+  'limits',
+  'validation',
+  'issuers',
+]);
+
+const camel = (key: string) => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+
+function bad(key: string, what: string): never {
+  throw new ConfigError('ERR_CONFIG_INVALID', `server.${key} ${what}`, { key: `server.${key}` });
+}
+
+function isTable(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** snake_case keys to camelCase, recursively (tables only; arrays of tables too). */
+function camelize(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(camelize);
+  if (!isTable(value)) return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [camel(k), camelize(v)]));
+}
+
+/** Issuer tables: `jwks` (file or URL) and `introspection.client_secret_file` become options. */
+async function issuerOptions(raw: unknown, index: number): Promise<Record<string, unknown>> {
+  if (!isTable(raw)) bad(`issuers[${index}]`, 'must be a table');
+  const issuer = camelize(raw) as Record<string, unknown>;
+  const jwks = issuer.jwks;
+  if (jwks !== undefined) {
+    delete issuer.jwks;
+    if (typeof jwks !== 'string') bad(`issuers[${index}].jwks`, 'must be a file path or URL');
+    if (/^https?:\/\//.test(jwks)) issuer.jwksUrl = jwks;
+    else issuer.jwksFile = jwks;
+  }
+  const intro = issuer.introspection;
+  if (isTable(intro) && intro.clientSecretFile !== undefined) {
+    const file = intro.clientSecretFile;
+    if (typeof file !== 'string') bad(`issuers[${index}].introspection.client_secret_file`, 'must be a path');
+    delete intro.clientSecretFile;
+    intro.clientSecret = (await readFile(file, 'utf8')).trim();
+  }
+  return issuer;
+}
+
+export interface ServeSetup {
+  readonly server: Omit<Pop3ServerOptions, 'validator' | 'store' | 'logger' | 'audit' | 'metrics'>;
+  readonly validatorOptions: Record<string, unknown>;
+  readonly storeSpec: string;
+  readonly metrics: { host: string; port: number } | undefined;
+  readonly graceMs: number;
+  readonly logLevel: string;
+}
+
+/** Merges the config file's `[server]` table and flags (flags win) into validated pieces. */
+export async function resolveServeSetup(flags: ServeFlags): Promise<ServeSetup> {
+  let table: Record<string, unknown> = {};
+  if (flags.config !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(flags.config, 'utf8');
+    } catch (error) {
+      throw new ConfigError('ERR_CONFIG_INVALID', `cannot read ${flags.config}: ${(error as Error).message}`);
+    }
+    table = { ...(parseConfig(text, flags.config).server ?? {}) };
+  }
+  for (const key of Object.keys(table)) {
+    if (!SERVER_KEYS.has(key)) {
+      throw new ConfigError('ERR_CONFIG_UNKNOWN_KEY', `unknown key server.${key}`, { key: `server.${key}` });
+    }
+  }
+  const listen = flags.listen?.length ? flags.listen : table.listen;
+  if (!Array.isArray(listen) || listen.length === 0 || !listen.every((l) => typeof l === 'string')) {
+    throw new ConfigError(
+      'ERR_CONFIG_MISSING',
+      'serve needs --listen pop3s://HOST:PORT or pop3://HOST:PORT',
+      {
+        key: 'listen',
+      },
+    );
+  }
+  const certFile = flags.tlsCert ?? table.tls_cert;
+  const keyFile = flags.tlsKey ?? table.tls_key;
+  if ((certFile === undefined) !== (keyFile === undefined)) bad('tls_cert', 'and tls_key go together');
+  if (certFile !== undefined && (typeof certFile !== 'string' || typeof keyFile !== 'string')) {
+    bad('tls_cert', 'must be a path');
+  }
+  const storeSpec = flags.store ?? table.store;
+  if (typeof storeSpec !== 'string') {
+    throw new ConfigError('ERR_CONFIG_MISSING', 'serve needs --store maildir:DIR', { key: 'store' });
+  }
+  const limits: Partial<Record<keyof ServerLimits, number>> = {};
+  if (table.limits !== undefined) {
+    if (!isTable(table.limits)) bad('limits', 'must be a table');
+    for (const [key, value] of Object.entries(table.limits)) {
+      const name = camel(key) as keyof ServerLimits;
+      if (!(name in DEFAULT_LIMITS)) {
+        throw new ConfigError('ERR_CONFIG_UNKNOWN_KEY', `unknown key server.limits.${key}`, {
+          key: `server.limits.${key}`,
+        });
+      }
+      if (typeof value !== 'number') bad(`limits.${key}`, 'must be a number');
+      limits[name] = value;
+    }
+  }
+  // Issuers: the config's [[server.issuers]], or one from --issuer/--audience/--jwks.
+  const issuers: Record<string, unknown>[] = [];
+  if (flags.issuer !== undefined) {
+    const issuer: Record<string, unknown> = { issuer: flags.issuer };
+    if (flags.audience !== undefined) issuer.audience = flags.audience;
+    if (flags.jwks !== undefined) {
+      if (/^https?:\/\//.test(flags.jwks)) issuer.jwksUrl = flags.jwks;
+      else issuer.jwksFile = flags.jwks;
+    }
+    if (flags.userClaim !== undefined) issuer.userClaim = flags.userClaim;
+    if (flags.allowMissingTyp) issuer.allowMissingTyp = true;
+    if (flags.readScope !== undefined || flags.deleteScope !== undefined) {
+      issuer.scopes = {
+        ...(flags.readScope !== undefined ? { read: flags.readScope } : {}),
+        ...(flags.deleteScope !== undefined ? { delete: flags.deleteScope } : {}),
+      };
+    }
+    issuers.push(issuer);
+  } else if (Array.isArray(table.issuers)) {
+    for (const [i, raw] of table.issuers.entries()) issuers.push(await issuerOptions(raw, i));
+  }
+  if (issuers.length === 0) {
+    throw new ConfigError(
+      'ERR_CONFIG_MISSING',
+      'serve needs --issuer URL --audience AUD (or [[server.issuers]])',
+      {
+        key: 'issuers',
+      },
+    );
+  }
+  const validation =
+    table.validation === undefined ? {} : (camelize(table.validation) as Record<string, unknown>);
+  if (!isTable(validation)) bad('validation', 'must be a table');
+  if (flags.allowInsecureIssuer) validation.allowInsecureLoopback = true;
+  let metrics: ServeSetup['metrics'];
+  const metricsSpec = flags.metrics ?? table.metrics;
+  if (metricsSpec !== undefined) {
+    const match =
+      typeof metricsSpec === 'string' ? /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(metricsSpec) : null;
+    if (!match) bad('metrics', 'must be HOST:PORT, e.g. 127.0.0.1:9110');
+    metrics = { host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]) };
+  }
+  const server: ServeSetup['server'] = {
+    listen: listen as string[],
+    ...(certFile !== undefined ? { tls: { certFile: certFile as string, keyFile: keyFile as string } } : {}),
+    allowPlaintextLoopback: flags.allowPlaintextLoopback === true || table.allow_plaintext_loopback === true,
+    limits,
+    ...(table.implementation !== undefined ? { implementation: table.implementation as string | false } : {}),
+    ...(table.login_delay !== undefined ? { loginDelaySeconds: table.login_delay as number } : {}),
+    ...(table.greeting !== undefined ? { greeting: table.greeting as string } : {}),
+    ...(table.mechanisms !== undefined ? { mechanisms: table.mechanisms as ServerMechanism[] } : {}),
+  };
+  const grace = table.shutdown_grace_seconds ?? 30;
+  if (typeof grace !== 'number' || grace < 0) bad('shutdown_grace_seconds', 'must be a number ≥ 0');
+  const logLevel = flags.logLevel ?? (table.log_level as string | undefined) ?? 'info';
+  return {
+    server,
+    validatorOptions: { ...validation, issuers },
+    storeSpec,
+    metrics,
+    graceMs: grace * 1000,
+    logLevel,
+  };
+}
+
+async function serve(flags: ServeFlags, ctx: CliContext): Promise<void> {
+  const setup = await resolveServeSetup(flags);
+  const log = pino({ level: setup.logLevel, base: { service: 'popgate' } }, ctx.stderr);
+  const logger = log as unknown as Logger;
+  const metrics = createServerMetrics();
+  const onAuthEvent = (event: AuthEvent) => {
+    if (event.type === 'cache') metrics.tokenCache.inc({ outcome: event.outcome });
+    else if (event.type === 'jwks-fetch') metrics.jwksRefreshes.inc({ outcome: event.outcome });
+  };
+  const validator: PopgateTokenValidator = createTokenValidator(setup.validatorOptions, {
+    logger: logger.child?.({ part: 'auth' }) ?? logger,
+    onEvent: onAuthEvent,
+  });
+  const spec = parseStoreSpec(setup.storeSpec);
+  const store = new MaildirStore(spec.root, { logger: logger.child?.({ part: 'store' }) ?? logger });
+  const server = createPop3Server({
+    ...setup.server,
+    validator,
+    store,
+    logger,
+    audit: createAuditSink(logger.child?.({ part: 'audit' }) ?? logger),
+    metrics,
+  });
+  const addresses = await server.listen();
+  let closing = false;
+  let metricsListener: MetricsListener | undefined;
+  if (setup.metrics !== undefined) {
+    metricsListener = await startMetricsListener(metrics, { ...setup.metrics, healthy: () => !closing });
+    ctx.stdout.write(`metrics http://${setup.metrics.host}:${metricsListener.address.port}/metrics\n`);
+  }
+  for (const a of addresses) ctx.stdout.write(`listening ${a.url}\n`);
+  validator.warmUp().catch((error) => {
+    logger.warn(
+      { code: isPopgateError(error) ? error.code : undefined },
+      'identity provider not reachable yet',
+    );
+  });
+  await new Promise<void>((resolve) => {
+    const onHup = () => {
+      server
+        .reloadTls()
+        .catch((error) =>
+          logger.error(
+            { code: isPopgateError(error) ? error.code : undefined, msg: (error as Error).message },
+            'TLS reload failed',
+          ),
+        );
+    };
+    const onStop = () => {
+      if (closing) return;
+      closing = true;
+      process.off('SIGHUP', onHup);
+      logger.info({}, 'shutting down');
+      server
+        .close({ graceMs: setup.graceMs })
+        .then(() => metricsListener?.close())
+        .then(() => store.close())
+        .finally(() => {
+          process.off('SIGTERM', onStop);
+          process.off('SIGINT', onStop);
+          resolve();
+        });
+    };
+    process.on('SIGHUP', onHup);
+    process.on('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+  });
+}
+
+export const registerServe: RegisterCommand = (program: Command, ctx: CliContext) => {
+  program
+    .command('serve')
+    .description(
+      'Run the POP3 server that accepts OAuth2 bearer tokens (SASL OAUTHBEARER and XOAUTH2). ' +
+        'SIGHUP reloads the TLS certificate; SIGTERM shuts down gracefully.',
+    )
+    .option('--config <file>', 'config file whose [server] table holds the settings (see docs/server.md)')
+    .option(
+      '--listen <url>',
+      'pop3s://HOST:PORT (implicit TLS) or pop3://HOST:PORT (STLS); repeatable',
+      collect,
+    )
+    .option('--tls-cert <file>', 'TLS certificate chain (PEM); reloaded on SIGHUP')
+    .option('--tls-key <file>', 'TLS private key (PEM)')
+    .option('--issuer <url>', 'trusted token issuer (its exact iss)')
+    .option('--audience <aud>', 'audience this server accepts in aud')
+    .option('--jwks <file|url>', "the issuer's JWKS; default: from discovery")
+    .option('--user-claim <claim>', 'claim holding the login name: email, preferred_username, upn, sub')
+    .option('--read-scope <scope>', 'scope needed to log in (default pop3)')
+    .option('--delete-scope <scope>', 'scope needed for DELE (default: the read scope)')
+    .option('--allow-missing-typ', 'accept JWTs without a typ header (providers that do not set at+jwt)')
+    .option('--store <spec>', 'maildrop store: maildir:/absolute/dir (each user at DIR/<user>/)')
+    .option('--metrics <host:port>', 'serve Prometheus /metrics and /healthz here (use 127.0.0.1)')
+    .option('--allow-plaintext-loopback', 'run without TLS on loopback listeners (testing only)')
+    .option('--allow-insecure-issuer', 'allow an http:// issuer on loopback (testing only)')
+    .option('--log-level <level>', 'pino log level (default info)')
+    .action(async (flags: ServeFlags) => {
+      try {
+        await serve(flags, ctx);
+        ctx.exitCode = EXIT.OK;
+      } catch (error) {
+        const text = isPopgateError(error)
+          ? `${error.message} (${error.code})`
+          : `unexpected error: ${error instanceof Error ? error.message : String(error)}`;
+        ctx.stderr.write(`popgate serve: ${text}\n`);
+        ctx.exitCode = exitCodeFor(error);
+      }
+    });
+};
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
