@@ -128,13 +128,23 @@ function greets(port: number, tls: boolean, ca: string): Promise<boolean> {
   });
 }
 
+function removeLiveDirs(): void {
+  for (const dir of live) rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
+  live.clear();
+}
+
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   // Dovecot itself dies with our stdin pipe; here only the files are left to remove.
-  process.once('exit', () => {
-    for (const dir of live) rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
-  });
+  process.once('exit', removeLiveDirs);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    if (process.listenerCount(signal) > 0) continue; // someone else decides what the signal does
+    process.once(signal, () => {
+      removeLiveDirs();
+      process.kill(process.pid, signal); // the default action, now that our listener is gone
+    });
+  }
 }
 
 function buildConfig(o: {
