@@ -43,7 +43,10 @@ export interface IntrospectionOptions {
 export interface IssuerOptions {
   /** The exact `iss` value (RFC 8414 section 2); https (http only to loopback with `allowInsecureLoopback`). */
   issuer: string;
-  /** `jwt` (RFC 9068, local verification; default) or `introspection` (RFC 7662). */
+  /**
+   * How this issuer's JWTs are checked: `jwt` (RFC 9068, locally with its keys; default) or
+   * `introspection` (RFC 7662, always asked). Opaque tokens always go to introspection.
+   */
   method?: 'jwt' | 'introspection';
   /** Audience(s) this server accepts; one must be in `aud`. Required unless `requireAudience: false`. */
   audience?: string | readonly string[];
@@ -69,7 +72,10 @@ export interface IssuerOptions {
   scopes?: { read?: string | readonly string[]; delete?: string | readonly string[] };
   /** Seconds of clock skew accepted on `exp`/`nbf`/`iat`; default the validator's. */
   clockToleranceSeconds?: number;
-  /** Required when `method` is `introspection`. */
+  /**
+   * Introspection client. Required when `method` is `introspection`; with `jwt` it is optional
+   * and lets the same issuer's opaque tokens be introspected while its JWTs are verified locally.
+   */
   introspection?: IntrospectionOptions;
 }
 
@@ -313,8 +319,6 @@ function resolveIssuer(value: unknown, key: string, defaults: { tolerance: numbe
     for (const name of JWT_ONLY_KEYS) {
       if (input[name] !== undefined) throw invalid(`${key}.${name}`, 'applies only to method jwt');
     }
-  } else if (input.introspection !== undefined) {
-    throw invalid(`${key}.introspection`, 'applies only to method introspection');
   }
   const requireAudience = bool(input.requireAudience, `${key}.requireAudience`, true);
   const audiences = list(input.audience, `${key}.audience`, []);
@@ -385,7 +389,7 @@ function resolveIssuer(value: unknown, key: string, defaults: { tolerance: numbe
       3600,
     ),
     introspection:
-      method === 'introspection'
+      method === 'introspection' || input.introspection !== undefined
         ? resolveIntrospection(input.introspection, `${key}.introspection`, defaults.allowLoopback)
         : undefined,
   } satisfies ResolvedIssuer);

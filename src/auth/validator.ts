@@ -101,7 +101,7 @@ export function createTokenValidator(
     byIssuer.set(issuer.issuer, { config: issuer, metadata, keys });
   }
   const introspectionIssuers = [...byIssuer.values()].filter(
-    (state) => state.config.method === 'introspection',
+    (state) => state.config.introspection !== undefined,
   );
   const introspector = new Introspector({ config, emit, logger, now });
   const errorIssuer = new WeakMap<object, ResolvedIssuer>();
@@ -241,7 +241,7 @@ export function createTokenValidator(
   const warmUp = async (): Promise<void> => {
     for (const state of byIssuer.values()) {
       if (state.keys) await state.keys.load();
-      else if (!state.config.introspection?.endpoint) {
+      if (state.config.introspection && !state.config.introspection.endpoint) {
         const metadata = await state.metadata.get();
         if (!metadata.introspectionEndpoint) {
           throw new TokenValidationError(
