@@ -1,0 +1,515 @@
+/**
+ * The client's wire engine: one socket, one line reader, a queue of commands waiting to be
+ * written and a queue of commands in flight whose answers are matched strictly in order
+ * (RFC 2449 §6.6). Message bodies stream through a DotDecoder into a Readable with
+ * backpressure (the socket pauses while the consumer is slow), so a message is never buffered
+ * whole. Any protocol breach, timeout or drop is fatal: every pending call is rejected typed.
+ */
+import type net from 'node:net';
+import { Readable } from 'node:stream';
+import { Pop3Error } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import { DotDecoder } from '../protocol/dot-stuffing.ts';
+import type { Pop3Limits, Pop3Timeouts } from '../protocol/limits.ts';
+import { LineReader } from '../protocol/line-reader.ts';
+import { MultilineCollector } from '../protocol/multiline.ts';
+import { scrubSecrets } from '../protocol/redact.ts';
+import { type Pop3Response, type Pop3StatusResponse, parseResponseLine } from '../protocol/response.ts';
+import { commandChannel, responseChannel } from './diagnostics.ts';
+import { errorFromResponse } from './errors.ts';
+
+export type JobKind = 'status' | 'raw' | 'multi' | 'body';
+
+export interface JobRequest {
+  /** Keyword for messages and errors (never carries arguments). */
+  verb: string;
+  /** Bytes to write; undefined for the greeting. */
+  line: Buffer | undefined;
+  /** Redacted form of the line for logs and diagnostics. */
+  logLine: string;
+  kind: JobKind;
+  signal?: AbortSignal | undefined;
+  /** Written only when nothing else is in flight, and nothing follows until it is answered. */
+  barrier?: boolean;
+  /** STLS: detach from the socket right after the +OK and fail closed on buffered bytes. */
+  upgrade?: boolean;
+  /** -ERR without a code means an authentication failure. */
+  authenticating?: boolean;
+  /** Body jobs: the size LIST announced, checked against the decoded octets. */
+  expectedSize?: number | undefined;
+}
+
+export interface MultiResult {
+  status: Pop3StatusResponse;
+  lines: readonly string[];
+}
+export interface BodyResult {
+  status: Pop3StatusResponse;
+  stream: Readable;
+}
+
+interface Job extends JobRequest {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+  settled: boolean;
+  abandoned: boolean;
+  phase: 'waiting' | 'sent' | 'lines' | 'body';
+  timer: NodeJS.Timeout | undefined;
+  onAbort: (() => void) | undefined;
+  collector?: MultilineCollector;
+  status?: Pop3StatusResponse;
+  decoder?: DotDecoder;
+  stream?: Readable;
+}
+
+export interface ConnectionContext {
+  host: string;
+  port: number;
+  limits: Pop3Limits;
+  timeouts: Pop3Timeouts;
+  logger: Logger;
+  sizeCheck: 'strict' | 'off';
+}
+
+const OCTETS = /^(\d{1,15})(?: |$)/;
+
+export class Connection {
+  readonly #ctx: ConnectionContext;
+  #socket: net.Socket | undefined;
+  #reader: LineReader;
+  readonly #waiting: Job[] = [];
+  readonly #inflight: Job[] = [];
+  #pipelining = false;
+  #pumpScheduled = false;
+  #pausedForBody = false;
+  #detached = false;
+  #closed: Pop3Error | undefined;
+  #expectClose = false;
+  readonly #secrets = new Set<string>();
+  readonly #onClose: (err: Pop3Error) => void;
+  readonly #listeners: {
+    data: (c: Buffer) => void;
+    close: () => void;
+    error: (e: Error) => void;
+    timeout: () => void;
+  };
+
+  constructor(ctx: ConnectionContext, onClose: (err: Pop3Error) => void) {
+    this.#ctx = ctx;
+    this.#onClose = onClose;
+    this.#reader = new LineReader({ maxLineLength: ctx.limits.maxLineLength });
+    this.#listeners = {
+      data: (chunk) => this.#onData(chunk),
+      close: () => this.fail(new Pop3Error('ERR_POP3_CLOSED', 'the server closed the connection')),
+      error: (err) =>
+        this.fail(
+          new Pop3Error(
+            'ERR_POP3_CLOSED',
+            `the connection failed (${(err as NodeJS.ErrnoException).code ?? 'socket error'})`,
+            { cause: err },
+          ),
+        ),
+      timeout: () => {
+        if (this.#inflight.length > 0 && !this.#pausedForBody) {
+          this.fail(
+            new Pop3Error('ERR_POP3_TIMEOUT', `no data from the server for ${this.#ctx.timeouts.idle} ms`),
+          );
+        }
+      },
+    };
+  }
+
+  get closed(): boolean {
+    return this.#closed !== undefined;
+  }
+
+  /** Whether commands may be written before earlier answers arrive (CAPA PIPELINING). */
+  set pipelining(on: boolean) {
+    this.#pipelining = on;
+  }
+
+  /** Secrets to scrub from any server text during an exchange (defence in depth). */
+  addSecret(secret: string): void {
+    this.#secrets.add(secret);
+  }
+  clearSecrets(): void {
+    this.#secrets.clear();
+  }
+
+  /** Takes a socket (the first one, or the TLS one after STLS) with a fresh line reader. */
+  attach(socket: net.Socket): void {
+    this.#socket = socket;
+    this.#reader = new LineReader({ maxLineLength: this.#ctx.limits.maxLineLength });
+    this.#detached = false;
+    socket.setTimeout(this.#ctx.timeouts.idle);
+    socket.on('data', this.#listeners.data);
+    socket.on('close', this.#listeners.close);
+    socket.on('error', this.#listeners.error);
+    socket.on('timeout', this.#listeners.timeout);
+    socket.resume();
+  }
+
+  #detach(): net.Socket | undefined {
+    const socket = this.#socket;
+    if (!socket) return undefined;
+    socket.pause();
+    socket.off('data', this.#listeners.data);
+    socket.off('close', this.#listeners.close);
+    socket.off('error', this.#listeners.error);
+    socket.off('timeout', this.#listeners.timeout);
+    socket.setTimeout(0);
+    this.#detached = true;
+    return socket;
+  }
+
+  /** After a +OK to STLS: hands the raw socket over for the TLS upgrade. */
+  takeSocketForUpgrade(): net.Socket {
+    const socket = this.#socket;
+    if (!socket || !this.#detached) throw new Pop3Error('ERR_POP3_STATE', 'no STLS upgrade is pending');
+    // Errors during the handshake are reported by the TLS socket; keep the raw one quiet.
+    socket.on('error', () => {});
+    return socket;
+  }
+
+  /** Queues a command; resolves with its answer, in order. */
+  send(request: JobRequest): Promise<unknown> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    if (request.signal?.aborted) {
+      return Promise.reject(new Pop3Error('ERR_POP3_ABORTED', `${request.verb} was aborted`));
+    }
+    return new Promise((resolve, reject) => {
+      const job: Job = {
+        ...request,
+        resolve,
+        reject,
+        settled: false,
+        abandoned: false,
+        phase: 'waiting',
+        timer: undefined,
+        onAbort: undefined,
+      };
+      if (request.signal) {
+        job.onAbort = () => this.#abortJob(job);
+        request.signal.addEventListener('abort', job.onAbort, { once: true });
+      }
+      if (request.line === undefined) {
+        // The greeting: nothing to write, the answer is already on its way.
+        job.phase = 'sent';
+        this.#inflight.push(job);
+        this.#armTimer(job, this.#ctx.timeouts.greeting);
+        this.#drainSafely();
+      } else {
+        this.#waiting.push(job);
+        this.#schedulePump();
+      }
+    });
+  }
+
+  /** Ends the connection after QUIT's +OK: the close that follows is expected. */
+  end(): void {
+    this.#expectClose = true;
+    this.#socket?.end();
+    this.fail(new Pop3Error('ERR_POP3_CLOSED', 'the connection was closed by the client'));
+  }
+
+  /** Fatal: destroys the socket, rejects everything pending with `err`. Idempotent. */
+  fail(err: Pop3Error): void {
+    if (this.#closed) return;
+    this.#closed = err;
+    const socket = this.#detach();
+    if (!this.#expectClose) socket?.destroy();
+    for (const job of [...this.#inflight, ...this.#waiting]) this.#settleError(job, err);
+    this.#inflight.length = 0;
+    this.#waiting.length = 0;
+    this.#secrets.clear();
+    this.#onClose(err);
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    const socket = this.#socket;
+    if (this.#closed || !socket || this.#detached) return;
+    const depth = this.#pipelining ? this.#ctx.limits.maxPipelineDepth : 1;
+    let corked = false;
+    while (this.#waiting.length > 0) {
+      const job = this.#waiting[0]!;
+      const last = this.#inflight[this.#inflight.length - 1];
+      if (this.#inflight.length >= depth) break;
+      if (last?.barrier || (job.barrier && this.#inflight.length > 0)) break;
+      this.#waiting.shift();
+      if (!corked) {
+        socket.cork();
+        corked = true;
+      }
+      job.phase = 'sent';
+      this.#inflight.push(job);
+      socket.write(job.line!);
+      this.#ctx.logger.debug({ command: job.logLine }, 'pop3 command');
+      if (commandChannel.hasSubscribers) {
+        commandChannel.publish({ host: this.#ctx.host, port: this.#ctx.port, command: job.logLine });
+      }
+      if (this.#inflight.length === 1) this.#armTimer(job, this.#ctx.timeouts.command);
+    }
+    if (corked) socket.uncork();
+  }
+
+  #armTimer(job: Job, ms: number): void {
+    clearTimeout(job.timer);
+    job.timer = setTimeout(
+      () =>
+        this.fail(new Pop3Error('ERR_POP3_TIMEOUT', `${job.verb} got no complete answer within ${ms} ms`)),
+      ms,
+    );
+  }
+
+  #abortJob(job: Job): void {
+    const err = new Pop3Error('ERR_POP3_ABORTED', `${job.verb} was aborted`);
+    if (job.phase === 'waiting') {
+      const i = this.#waiting.indexOf(job);
+      if (i >= 0) this.#waiting.splice(i, 1);
+      this.#settleError(job, err);
+      return;
+    }
+    if (job.barrier || job.line === undefined) {
+      // The session state after a half-done AUTH/STLS/greeting is unknown: close.
+      this.fail(err);
+      return;
+    }
+    // In flight: its answer still arrives and is discarded, keeping the pipe in sync.
+    job.abandoned = true;
+    this.#settleError(job, err);
+    if (job.stream && !job.stream.destroyed) job.stream.destroy(err);
+    this.#resumeBody();
+  }
+
+  #settle(job: Job, value: unknown): void {
+    clearTimeout(job.timer);
+    job.timer = undefined;
+    if (job.onAbort) job.signal?.removeEventListener('abort', job.onAbort);
+    if (job.settled || job.abandoned) return;
+    job.settled = true;
+    job.resolve(value);
+  }
+
+  #settleError(job: Job, err: Error): void {
+    clearTimeout(job.timer);
+    job.timer = undefined;
+    if (job.stream && !job.stream.destroyed && !job.stream.readableEnded) job.stream.destroy(err);
+    if (job.settled) return;
+    job.settled = true;
+    if (job.onAbort) job.signal?.removeEventListener('abort', job.onAbort);
+    job.reject(err);
+  }
+
+  /** Removes the finished head and starts the next one's timer. */
+  #finishHead(): void {
+    this.#inflight.shift();
+    const next = this.#inflight[0];
+    if (next && next.timer === undefined && next.line !== undefined)
+      this.#armTimer(next, this.#ctx.timeouts.command);
+    this.#schedulePump();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#closed) return;
+    try {
+      this.#reader.push(chunk);
+    } catch (err) {
+      this.fail(err as Pop3Error);
+      return;
+    }
+    this.#drainSafely();
+  }
+
+  #drainSafely(): void {
+    try {
+      this.#drain();
+    } catch (err) {
+      this.fail(
+        err instanceof Pop3Error ? err : new Pop3Error('ERR_POP3_PROTOCOL', 'internal error', { cause: err }),
+      );
+    }
+  }
+
+  #drain(): void {
+    while (!this.#closed && !this.#detached) {
+      const head = this.#inflight[0];
+      if (head?.phase === 'body') {
+        if (this.#pausedForBody) return;
+        const data = this.#reader.takeBuffered();
+        if (data.length === 0) return;
+        if (!this.#feedBody(head, data)) return;
+        continue;
+      }
+      const line = this.#reader.readLine();
+      if (line === undefined) return;
+      if (!head) {
+        throw new Pop3Error('ERR_POP3_PROTOCOL', 'the server sent data no command asked for');
+      }
+      this.#onLine(head, line);
+    }
+  }
+
+  #publishResponse(response: Pop3Response): void {
+    const text = response.kind === 'continue' ? '' : scrubSecrets(response.text, [...this.#secrets]);
+    const code = response.kind === 'continue' ? undefined : response.code;
+    this.#ctx.logger.debug({ status: response.kind, code, text }, 'pop3 response');
+    if (responseChannel.hasSubscribers) {
+      responseChannel.publish({
+        host: this.#ctx.host,
+        port: this.#ctx.port,
+        status: response.kind,
+        code,
+        text,
+      });
+    }
+  }
+
+  #onLine(job: Job, line: Buffer): void {
+    if (job.phase === 'lines') {
+      if (job.collector!.push(line)) {
+        const result: MultiResult = { status: job.status!, lines: job.collector!.lines };
+        this.#settle(job, result);
+        this.#finishHead();
+      }
+      return;
+    }
+    let response = parseResponseLine(line, {
+      allowContinuation: job.kind === 'raw',
+      maxText: this.#ctx.limits.maxLoggedText,
+    });
+    if (response.kind !== 'continue' && this.#secrets.size > 0) {
+      response = { ...response, text: scrubSecrets(response.text, [...this.#secrets]) };
+    }
+    this.#publishResponse(response);
+    if (job.kind === 'raw') {
+      this.#settle(job, response);
+      this.#finishHead();
+      return;
+    }
+    if (response.kind === 'err') {
+      this.#settleError(
+        job,
+        errorFromResponse(job.verb, response, { authenticating: job.authenticating === true }),
+      );
+      this.#finishHead();
+      return;
+    }
+    if (response.kind !== 'ok') throw new Pop3Error('ERR_POP3_PROTOCOL', 'unexpected continuation');
+    if (job.kind === 'status') {
+      if (job.upgrade) {
+        // RFC 2595 §4 / STYLE.md #10: nothing may follow +OK before the handshake.
+        this.#detach();
+        if (this.#reader.buffered > 0) {
+          this.#detached = false;
+          this.fail(
+            new Pop3Error(
+              'ERR_POP3_STLS_INJECTION',
+              'bytes followed +OK to STLS before the TLS handshake; the connection was closed (possible attack)',
+            ),
+          );
+          return;
+        }
+      }
+      this.#settle(job, response);
+      this.#finishHead();
+      return;
+    }
+    if (job.kind === 'multi') {
+      job.phase = 'lines';
+      job.status = response;
+      job.collector = new MultilineCollector(this.#ctx.limits.maxMultilineResponse);
+      return;
+    }
+    // Body: hand a stream to the caller now; bytes flow as they arrive.
+    if (job.expectedSize === undefined) {
+      const m = OCTETS.exec(response.text);
+      if (m) job.expectedSize = Number(m[1]);
+    }
+    job.phase = 'body';
+    clearTimeout(job.timer);
+    job.timer = undefined;
+    job.decoder = new DotDecoder(this.#ctx.limits.maxMessageSize);
+    job.stream = new Readable({
+      highWaterMark: 256 * 1024,
+      read: () => this.#resumeBody(),
+      destroy: (err, cb) => {
+        // The consumer gave up: discard the rest of this body, keep the connection.
+        if (!job.decoder!.done) job.abandoned = true;
+        this.#resumeBody();
+        cb(err);
+      },
+    });
+    this.#settle(job, { status: response, stream: job.stream } satisfies BodyResult);
+  }
+
+  /** Feeds body bytes; returns false when the drain loop must stop (paused or waiting). */
+  #feedBody(job: Job, data: Buffer): boolean {
+    const decoder = job.decoder!;
+    const stream = job.stream!;
+    let result: ReturnType<DotDecoder['push']>;
+    try {
+      result = decoder.push(data);
+    } catch (err) {
+      // Over maxMessageSize: we cannot find the end without reading it all; close.
+      if (!stream.destroyed) stream.destroy(err as Error);
+      throw err;
+    }
+    let wantMore = true;
+    if (!job.abandoned && !stream.destroyed) {
+      for (const part of result.body) wantMore = stream.push(part) && wantMore;
+      const expected = job.expectedSize;
+      if (this.#ctx.sizeCheck === 'strict' && expected !== undefined && decoder.size > expected + 2) {
+        job.abandoned = true;
+        stream.destroy(this.#sizeError(job, decoder.size, expected, 'more'));
+      }
+    }
+    if (result.done) {
+      if (!job.abandoned && !stream.destroyed) {
+        const mismatch = this.#checkSize(job, decoder.size);
+        if (mismatch) stream.destroy(mismatch);
+        else stream.push(null);
+      }
+      this.#finishHead();
+      this.#reader.push(result.rest);
+      return true;
+    }
+    if (!wantMore && !job.abandoned && !stream.destroyed) {
+      this.#pausedForBody = true;
+      this.#socket?.pause();
+      return false;
+    }
+    return false;
+  }
+
+  #checkSize(job: Job, size: number): Pop3Error | undefined {
+    const expected = job.expectedSize;
+    if (this.#ctx.sizeCheck === 'off' || expected === undefined || size === expected) return undefined;
+    // A message without a final line end gains the CRLF that precedes the terminator.
+    if (size === expected + 2) return undefined;
+    return this.#sizeError(job, size, expected, size > expected ? 'more' : 'fewer');
+  }
+
+  #sizeError(job: Job, size: number, expected: number, which: string): Pop3Error {
+    return new Pop3Error(
+      'ERR_POP3_SIZE_MISMATCH',
+      `${job.verb} delivered ${which} octets (${size}${which === 'more' ? '+' : ''}) than LIST announced (${expected}); the message was not accepted`,
+    );
+  }
+
+  #resumeBody(): void {
+    if (!this.#pausedForBody || this.#closed) return;
+    this.#pausedForBody = false;
+    this.#socket?.resume();
+    // Bytes buffered before the pause are still in the reader.
+    queueMicrotask(() => this.#drainSafely());
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * `node:diagnostics_channel` events of the client (undici's pattern). Payloads are redacted
+ * where they are built: command lines through redactCommandLine, SASL lines as [REDACTED].
+ *
+ * - `popgate:pop3:connect`  `{ host, port, tls, phase: 'tcp' | 'tls' | 'ready' }`
+ * - `popgate:pop3:command`  `{ host, port, command }`
+ * - `popgate:pop3:response` `{ host, port, status: 'ok' | 'err' | 'continue', code?, text }`
+ */
+import diagnostics from 'node:diagnostics_channel';
+
+export const connectChannel = diagnostics.channel('popgate:pop3:connect');
+export const commandChannel = diagnostics.channel('popgate:pop3:command');
+export const responseChannel = diagnostics.channel('popgate:pop3:response');
