@@ -76,7 +76,10 @@ export interface AuthorizationServer {
     /** Confidential client, client_secret_basic, client credentials. */
     readonly secretBasic: ClientInfo & { readonly clientSecret: string };
     /** Confidential client, private_key_jwt (ES256), client credentials. */
-    readonly privateKeyJwt: ClientInfo & { readonly privateKey: import('node:crypto').webcrypto.CryptoKey; readonly kid: string };
+    readonly privateKeyJwt: ClientInfo & {
+      readonly privateKey: import('node:crypto').webcrypto.CryptoKey;
+      readonly kid: string;
+    };
     /** Resource-server client allowed to introspect any token (client_secret_basic). */
     readonly introspector: ClientInfo & { readonly clientSecret: string };
   };
@@ -226,6 +229,7 @@ export async function startAuthorizationServer(
   };
 
   const configuration = (): Record<string, unknown> => ({
+    adapter: adapter,
     clients: [
       {
         client_id: nativeClientId,
@@ -240,6 +244,7 @@ export async function startAuthorizationServer(
         client_id: secretBasic.clientId,
         client_secret: secretBasic.clientSecret,
         token_endpoint_auth_method: 'client_secret_basic',
+        scope: 'pop3',
         grant_types: ['client_credentials'],
         response_types: [],
         redirect_uris: [],
@@ -289,14 +294,11 @@ export async function startAuthorizationServer(
     scopes: ['openid', 'offline_access', 'pop3'],
     clientBasedCORS: () => false,
     rotateRefreshToken: true,
-    // Refresh tokens whenever offline_access was granted, with or without prompt=consent.
-    issueRefreshToken: async (
-      _ctx: unknown,
-      client: { grantTypeAllowed(type: string): boolean },
-      source: { scopes: Set<string>; scope?: string },
-    ) =>
-      client.grantTypeAllowed('refresh_token') &&
-      (source.scopes.has('offline_access') || (source.scope ?? '').split(' ').includes('offline_access')),
+    // oidc-provider drops offline_access from an authorization request without prompt=consent
+    // (OIDC Core §11); native apps rarely send that, so a client allowed to refresh always gets
+    // a refresh token here.
+    issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) =>
+      client.grantTypeAllowed('refresh_token'),
     pkce: { required: () => true },
     ttl: {
       AccessToken: accessTokenTtl,
@@ -356,6 +358,7 @@ export async function startAuthorizationServer(
     },
   });
 
+  const adapter = memoryAdapterFactory();
   const build = (): { provider: OidcProvider; callback: ReturnType<OidcProvider['callback']> } => {
     const provider = new Provider(issuer, configuration());
     provider.on('grant.success', (ctx) => {
@@ -586,6 +589,77 @@ export async function startAuthorizationServer(
       server.closeAllConnections?.();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
+  };
+}
+
+interface StoredPayload {
+  payload: Record<string, unknown>;
+  expiresAt: number | undefined;
+}
+
+/**
+ * oidc-provider's storage adapter over plain Maps, shared by the provider instances one server
+ * builds (key rotation builds a new instance): unbounded unlike the default LRU of 1,000 entries,
+ * which evicts tokens under load tests.
+ */
+function memoryAdapterFactory(): new (name: string) => unknown {
+  const store = new Map<string, StoredPayload>();
+  const byUid = new Map<string, string>();
+  const byUserCode = new Map<string, string>();
+  const byGrant = new Map<string, Set<string>>();
+  const live = (key: string): Record<string, unknown> | undefined => {
+    const entry = store.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
+      store.delete(key);
+      return undefined;
+    }
+    return entry.payload;
+  };
+  return class MemoryAdapter {
+    readonly name: string;
+    constructor(name: string) {
+      this.name = name;
+    }
+    key(id: string): string {
+      return `${this.name}:${id}`;
+    }
+    async upsert(id: string, payload: Record<string, unknown>, expiresIn?: number): Promise<void> {
+      const key = this.key(id);
+      store.set(key, {
+        payload: { ...payload },
+        expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : undefined,
+      });
+      if (typeof payload.uid === 'string') byUid.set(payload.uid, id);
+      if (typeof payload.userCode === 'string') byUserCode.set(payload.userCode, id);
+      if (typeof payload.grantId === 'string') {
+        const set = byGrant.get(payload.grantId) ?? new Set<string>();
+        set.add(key);
+        byGrant.set(payload.grantId, set);
+      }
+    }
+    async find(id: string): Promise<Record<string, unknown> | undefined> {
+      return live(this.key(id));
+    }
+    async findByUid(uid: string): Promise<Record<string, unknown> | undefined> {
+      const id = byUid.get(uid);
+      return id === undefined ? undefined : live(this.key(id));
+    }
+    async findByUserCode(userCode: string): Promise<Record<string, unknown> | undefined> {
+      const id = byUserCode.get(userCode);
+      return id === undefined ? undefined : live(this.key(id));
+    }
+    async consume(id: string): Promise<void> {
+      const entry = live(this.key(id));
+      if (entry) entry.consumed = Math.floor(Date.now() / 1000);
+    }
+    async destroy(id: string): Promise<void> {
+      store.delete(this.key(id));
+    }
+    async revokeByGrantId(grantId: string): Promise<void> {
+      for (const key of byGrant.get(grantId) ?? []) store.delete(key);
+      byGrant.delete(grantId);
+    }
   };
 }
 
