@@ -1,9 +1,9 @@
 // Listing a Maildir and reconciling it with the UID state. Runs with the state lock held.
-import { open, readdir, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { countBareLf } from './crlf.ts';
 import { DOVECOT_UIDLIST_FILE, type DovecotUidlist, loadDovecotUidlist } from './dovecot-uidlist.ts';
-import { errnoOf, storeIoError } from './fs-util.ts';
+import { errnoOf, storeIoError, writeFileAtomic } from './fs-util.ts';
 import { baseName, compareDelivery, isIgnoredName, sizeFields } from './maildir-names.ts';
 import {
   allocateUidl,
@@ -91,10 +91,24 @@ export interface Reconciled {
   readonly files: ReadonlyMap<string, MaildirFile>;
 }
 
-function freshState(dovecot: DovecotUidlist | undefined): UidState {
-  let uidValidity = Math.max(1, Math.floor(Date.now() / 1000));
+/** Remembers the last UIDVALIDITY issued, so a lost popgate-uidlist never brings one back. */
+export const UIDVALIDITY_FILE = 'popgate-uidvalidity';
+
+async function freshState(dir: string, dovecot: DovecotUidlist | undefined): Promise<UidState> {
+  let last = 0;
+  try {
+    last = Number.parseInt(await readFile(join(dir, UIDVALIDITY_FILE), 'utf8'), 10) || 0;
+  } catch (error) {
+    if (errnoOf(error) !== 'ENOENT') throw storeIoError('reading popgate-uidvalidity', error);
+  }
+  let uidValidity = Math.max(1, Math.floor(Date.now() / 1000), last + 1);
   // Never share Dovecot's UIDVALIDITY: our native UIDLs then cannot equal any UIDL it served.
   if (dovecot && uidValidity === dovecot.uidValidity) uidValidity += 1;
+  try {
+    await writeFileAtomic(join(dir, UIDVALIDITY_FILE), `${uidValidity}\n`);
+  } catch (error) {
+    throw storeIoError('writing popgate-uidvalidity', error);
+  }
   return { uidValidity, nextUid: Math.max(1, dovecot?.nextUid ?? 1), records: [] };
 }
 
@@ -113,7 +127,7 @@ export async function reconcile(dir: string, options: ReconcileOptions): Promise
       dovecot ??= await loadDovecotUidlist(join(dir, DOVECOT_UIDLIST_FILE), options.dovecotUidlFormat);
     return dovecot;
   };
-  const state = loaded ?? freshState(await loadDovecot());
+  const state = loaded ?? (await freshState(dir, await loadDovecot()));
   let changed = loaded === undefined;
   const kept = state.records.filter((r) => files.has(r.base));
   if (kept.length !== state.records.length) changed = true;
