@@ -1,5 +1,5 @@
-import { ACCOUNT_SETTINGS, type SettingSpec } from './config-schema.ts';
 import { envNameFor, flagNameFor } from './config.ts';
+import { ACCOUNT_SETTINGS, type SettingSpec } from './config-schema.ts';
 
 const GROUP_TITLES: Record<SettingSpec['group'], string> = {
   identity: 'Account',
