@@ -271,11 +271,7 @@ describe('authorization code + PKCE in headless Chromium', () => {
       assert.match(parsed.searchParams.get('redirect_uri') ?? '', /^http:\/\/127\.0\.0\.1:\d+\/callback$/);
       assert.equal(decodeJwt(tokens.accessToken).sub, 'carol@example.test');
       assert.equal(typeof tokens.refreshToken, 'string');
-      await page
-        .waitForFunction(() => document.body?.textContent?.includes('Login succeeded'), undefined, {
-          timeout: 10_000,
-        })
-        .catch(() => {});
+      await page.waitForSelector('text=Login succeeded', { timeout: 10_000 }).catch(() => {});
       landed = (await page.textContent('body')) ?? landed;
       assert.match(landed, /Login succeeded/);
     } finally {
