@@ -448,6 +448,10 @@ export class Connection {
         cb(err);
       },
     });
+    // The body may fail before the caller holds the stream (a size mismatch in the first
+    // chunk): keep that from crashing the process. pipeline(), async iteration, `errored` and
+    // the caller's own 'error' listeners still see the error.
+    job.stream.on('error', () => {});
     this.#settle(job, { status: response, stream: job.stream } satisfies BodyResult);
   }
 

@@ -239,7 +239,7 @@ export class Pop3Client extends EventEmitter {
       );
     }
     const provider = typeof options.token === 'function' ? options.token : undefined;
-    const attempt = async (token: string) => {
+    const attempt = async (token: string, earlier?: string) => {
       const initialResponse =
         mechanism === 'XOAUTH2'
           ? encodeXOAuth2({ user: options.user, token })
@@ -254,7 +254,7 @@ export class Pop3Client extends EventEmitter {
       await runSaslExchange(this.#conn!, {
         mechanism,
         initialResponse,
-        secret: token,
+        secrets: earlier === undefined ? [token] : [token, earlier],
         signal: options.signal,
         maxSaslResponse: this.#options.limits.maxSaslResponse,
       });
@@ -268,7 +268,7 @@ export class Pop3Client extends EventEmitter {
         ((err as Pop3Error).responseCode === 'AUTH' || (err as Pop3Error).saslError !== undefined);
       if (!provider || !refusedCredentials || this.#conn?.closed) throw err;
       this.#options.logger.info({ mechanism }, 'pop3 token refused; retrying once with a fresh token');
-      await attempt(await provider({ forceRefresh: true }));
+      await attempt(await provider({ forceRefresh: true }), first);
     }
     await this.#enterTransaction(options.signal);
   }

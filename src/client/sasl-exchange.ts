@@ -23,8 +23,8 @@ export interface SaslExchange {
   mechanism: SaslMechanism;
   /** The base64 initial response; it carries the credential. */
   initialResponse: string;
-  /** The raw secret inside it, scrubbed from any server text. */
-  secret: string;
+  /** The raw secrets (this token, and an earlier one on a retry), scrubbed from any server text. */
+  secrets: readonly string[];
   signal?: AbortSignal | undefined;
   maxSaslResponse: number;
 }
@@ -44,7 +44,7 @@ function sendRaw(conn: Connection, line: Buffer, logLine: string, signal: AbortS
 /** Runs one AUTH exchange; resolves on +OK, throws a typed Pop3Error otherwise. */
 export async function runSaslExchange(conn: Connection, exchange: SaslExchange): Promise<void> {
   const { mechanism, initialResponse, signal } = exchange;
-  conn.addSecret(exchange.secret);
+  for (const secret of exchange.secrets) conn.addSecret(secret);
   conn.addSecret(initialResponse);
   try {
     const inlineLength = `AUTH ${mechanism} ${initialResponse}\r\n`.length;
