@@ -293,3 +293,114 @@ export async function startTestServer(
     },
   };
 }
+
+/**
+ * A raw pipelined POP3 reader (the wire limit): after login, sends UIDL and RETR 1..count in
+ * one write and scans the answers. With `keep`, returns each RETR body (stuffed, as on the wire).
+ */
+export async function pipelinedFetch(
+  socket: Socket,
+  count: number,
+  options: { keep?: boolean } = {},
+): Promise<{ uidl: string[]; bodies: Buffer[]; bytes: number }> {
+  const commands = ['UIDL'];
+  for (let i = 1; i <= count; i++) commands.push(`RETR ${i}`);
+  const bodies: Buffer[] = [];
+  let uidl: string[] = [];
+  let bytes = 0;
+  let pending = Buffer.alloc(0);
+  let index = 0; // which answer we are reading
+  let inBody = false;
+  let bodyParts: Buffer[] = [];
+  const TERM = Buffer.from('\r\n.\r\n');
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length;
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      for (;;) {
+        if (!inBody) {
+          const eol = pending.indexOf('\r\n');
+          if (eol === -1) return;
+          const status = pending.subarray(0, eol).toString('latin1');
+          if (!status.startsWith('+OK')) {
+            cleanup();
+            reject(new Error(`answer ${index}: ${status}`));
+            return;
+          }
+          // Keep the CRLF so that the terminator search also finds an empty body.
+          pending = pending.subarray(eol);
+          inBody = true;
+          bodyParts = [];
+        }
+        const end = pending.indexOf(TERM);
+        if (end === -1) {
+          // Keep the last 4 bytes: the terminator may straddle chunks.
+          if (pending.length > 4) {
+            if (options.keep || index === 0) bodyParts.push(pending.subarray(0, pending.length - 4));
+            pending = pending.subarray(pending.length - 4);
+          }
+          return;
+        }
+        if (options.keep || index === 0) bodyParts.push(pending.subarray(0, end + 2));
+        pending = pending.subarray(end + TERM.length);
+        inBody = false;
+        const body = Buffer.concat(bodyParts).subarray(2); // drop the status line's CRLF
+        if (index === 0) uidl = body.toString('latin1').split('\r\n').filter(Boolean);
+        else if (options.keep) bodies.push(body);
+        index += 1;
+        if (index === commands.length) {
+          cleanup();
+          resolve({ uidl, bodies, bytes });
+          return;
+        }
+      }
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new Error(`connection closed after ${index} answers`));
+    };
+    const cleanup = () => {
+      socket.off('data', onData);
+      socket.off('close', onClose);
+    };
+    socket.on('data', onData);
+    socket.on('close', onClose);
+    socket.write(commands.map((c) => `${c}\r\n`).join(''));
+  });
+}
+
+/** Connects (TLS when `ca` is given), reads the greeting, sends `authLine`, expects `+OK`. */
+export async function rawLogin(port: number, authLine: string, ca?: string): Promise<Socket> {
+  const socket = ca
+    ? tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost' })
+    : netConnect({ host: '127.0.0.1', port });
+  socket.setNoDelay(true);
+  let buffer = '';
+  const next = () =>
+    new Promise<string>((resolve, reject) => {
+      const check = () => {
+        const i = buffer.indexOf('\r\n');
+        if (i === -1) return false;
+        const line = buffer.slice(0, i);
+        buffer = buffer.slice(i + 2);
+        socket.off('data', onData);
+        socket.off('error', reject);
+        resolve(line);
+        return true;
+      };
+      const onData = (chunk: Buffer) => {
+        buffer += chunk.toString('latin1');
+        check();
+      };
+      if (!check()) {
+        socket.on('data', onData);
+        socket.once('error', reject);
+      }
+    });
+  const greeting = await next();
+  if (!greeting.startsWith('+OK')) throw new Error(`greeting: ${greeting}`);
+  socket.write(`${authLine}\r\n`);
+  const answer = await next();
+  if (!answer.startsWith('+OK')) throw new Error(`login refused: ${answer.slice(0, 200)}`);
+  return socket;
+}
