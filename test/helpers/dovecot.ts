@@ -107,6 +107,13 @@ function lookupAccount(name: string): { uid: number; gid: number } | undefined {
   return { uid: Number(fields[2]), gid: Number(fields[3]) };
 }
 
+function groupName(gid: number): string | undefined {
+  const line = readFileSync('/etc/group', 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[2] === String(gid));
+  return line?.split(':')[0];
+}
+
 function checkUser(user: string): void {
   if (!USER_RE.test(user) || user.includes('..'))
     throw new Error(`unsafe test user name ${JSON.stringify(user)}`);
@@ -219,7 +226,7 @@ function buildConfig(o: {
   ];
   if (!o.root) {
     lines.push(`default_login_user = ${o.internalUser}`, `default_internal_user = ${o.internalUser}`);
-    lines.push(`default_internal_group = ${o.internalUser}`);
+    lines.push(`default_internal_group = ${groupName(o.mailGid) ?? o.internalUser}`);
   }
   if (options.extraConfig) lines.push(options.extraConfig);
   return `${lines.join('\n')}\n`;
