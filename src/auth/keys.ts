@@ -59,7 +59,7 @@ function unavailable(issuer: string, cause: unknown): TokenValidationError {
   );
 }
 
-function remoteKeySet(context: KeySetContext, url: URL) {
+function remoteKeySet(context: KeySetContext, url: URL): KeySet {
   const { issuer, config, emit, logger } = context;
   const fetchWithEvents = async (input: string, init: RequestInit): Promise<Response> => {
     const start = performance.now();
@@ -85,12 +85,34 @@ function remoteKeySet(context: KeySetContext, url: URL) {
       throw error;
     }
   };
-  return createRemoteJWKSet(url, {
+  const remote = createRemoteJWKSet(url, {
     timeoutDuration: config.httpTimeoutMs,
     cooldownDuration: config.jwksCooldownSeconds * 1000,
     cacheMaxAge: config.jwksMaxAgeSeconds * 1000,
     [customFetch]: fetchWithEvents,
   });
+  // When a refresh fails (the IdP is down) the keys we already had stay usable: a known key
+  // still verifies. A token whose key is not among them stays an outage, not a refusal.
+  let stale: { text: string; local: ReturnType<typeof createLocalJWKSet> } | undefined;
+  const resolve: KeyResolver = async (header, token) => {
+    try {
+      return await remote(header, token);
+    } catch (error) {
+      if (isTokenError(error)) throw error;
+      const previous = remote.jwks();
+      if (!previous) throw error;
+      const text = JSON.stringify(previous);
+      if (stale?.text !== text) stale = { text, local: createLocalJWKSet(previous) };
+      logger.warn({ issuer: issuer.issuer }, 'JWKS refresh failed; verifying with the keys fetched before');
+      try {
+        return await stale.local(header, token);
+      } catch (staleError) {
+        if (staleError instanceof joseErrors.JWKSMultipleMatchingKeys) throw staleError;
+        throw error;
+      }
+    }
+  };
+  return { resolve, load: () => remote.reload() };
 }
 
 function fileKeySet(context: KeySetContext, path: string): KeySet {
@@ -157,11 +179,10 @@ export function createKeySet(context: KeySetContext): KeySet {
   if (source.kind === 'file') {
     inner = fileKeySet(context, source.path);
   } else if (source.kind === 'url') {
-    const remote = remoteKeySet(context, source.url);
-    inner = { resolve: remote, load: () => remote.reload() };
+    inner = remoteKeySet(context, source.url);
   } else {
     // Discovery: the remote set follows the metadata's jwks_uri, rebuilt if it ever changes.
-    let current: { href: string; remote: ReturnType<typeof createRemoteJWKSet> } | undefined;
+    let current: { href: string; remote: KeySet } | undefined;
     const get = async () => {
       const metadata = await context.metadata.get();
       if (!metadata.jwksUri) {
@@ -173,8 +194,8 @@ export function createKeySet(context: KeySetContext): KeySet {
       return current.remote;
     };
     inner = {
-      resolve: async (header, token) => (await get())(header, token),
-      load: async () => (await get()).reload(),
+      resolve: async (header, token) => (await get()).resolve(header, token),
+      load: async () => (await get()).load(),
     };
   }
   return {

@@ -453,6 +453,24 @@ describe('keys and rotation', () => {
     }
   });
 
+  test('during a JWKS outage the keys fetched before still verify; an unknown kid is an outage', async () => {
+    const v = validator({}, { jwksMaxAgeSeconds: 1, jwksCooldownSeconds: 0 });
+    await v.validate(await sign(claims()), { user: undefined });
+    idp.jwksDown = true;
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1100)); // past the JWKS max age
+      const fetches = idp.jwksFetches;
+      await v.validate(await sign(claims()), { user: undefined });
+      assert.ok(idp.jwksFetches > fetches, 'a refresh was attempted');
+      const error = await refusal(
+        v.validate(await sign(claims(), { key: await makeKey('k9') }), { user: undefined }),
+      );
+      assert.equal(error.code, 'ERR_AUTH_UNAVAILABLE');
+    } finally {
+      idp.jwksDown = false;
+    }
+  });
+
   test('an unreachable issuer is ERR_AUTH_UNAVAILABLE', async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
