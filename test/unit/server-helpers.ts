@@ -308,7 +308,7 @@ export async function pipelinedFetch(
   const bodies: Buffer[] = [];
   let uidl: string[] = [];
   let bytes = 0;
-  let pending = Buffer.alloc(0);
+  let pending: Buffer = Buffer.alloc(0);
   let index = 0; // which answer we are reading
   let inBody = false;
   let bodyParts: Buffer[] = [];
