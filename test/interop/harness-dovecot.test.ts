@@ -124,6 +124,64 @@ test('curl retrieves a message whose lines start with dots, byte for byte', asyn
   assert.equal(r.stdout, MESSAGES[1]!.replaceAll('\n', '\r\n'));
 });
 
+/** Sends lines one at a time over implicit TLS and returns each first answer line. */
+async function converse(d: DovecotInstance, lines: readonly string[]): Promise<string[]> {
+  const socket = tlsConnect({ host: d.host, port: d.popsPort, ca: d.caCertPem, servername: 'localhost' });
+  const answers: string[] = [];
+  let buffer = '';
+  let waiting: ((line: string) => void) | undefined;
+  socket.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString('latin1');
+    for (let i = buffer.indexOf('\r\n'); i !== -1 && waiting; i = buffer.indexOf('\r\n')) {
+      const line = buffer.slice(0, i);
+      buffer = buffer.slice(i + 2);
+      const w = waiting;
+      waiting = undefined;
+      w(line);
+    }
+  });
+  const next = () =>
+    new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer; have ${answers.join(' | ')}`)), 10_000);
+      waiting = (line) => {
+        clearTimeout(timer);
+        resolve(line);
+      };
+      socket.emit('data', Buffer.alloc(0));
+    });
+  try {
+    await next(); // greeting
+    for (const line of lines) {
+      socket.write(`${line}\r\n`);
+      answers.push(await next());
+    }
+  } finally {
+    socket.end('QUIT\r\n');
+  }
+  return answers;
+}
+
+test('XOAUTH2 with a minted token logs in (raw AUTH over implicit TLS)', async (t) => {
+  if (!requirePeer(t, 'dovecot')) return;
+  const d = await dovecot();
+  const token = await d.mintToken(USER);
+  const ir = Buffer.from(`user=${USER}\x01auth=Bearer ${token}\x01\x01`).toString('base64');
+  const [auth, stat] = await converse(d, [`AUTH XOAUTH2 ${ir}`, 'STAT']);
+  assert.match(auth!, /^\+OK/);
+  assert.match(stat!, /^\+OK 2 /);
+});
+
+test('OAUTHBEARER failure sends the RFC 7628 error challenge, then -ERR [AUTH] after %x01', async (t) => {
+  if (!requirePeer(t, 'dovecot')) return;
+  const d = await dovecot();
+  const token = await d.mintToken(USER, { expiresIn: -300 });
+  const ir = Buffer.from(`n,a=${USER},\x01auth=Bearer ${token}\x01\x01`).toString('base64');
+  const [challenge, final] = await converse(d, [`AUTH OAUTHBEARER ${ir}`, 'AQ==']);
+  assert.match(challenge!, /^\+ /);
+  assert.equal(JSON.parse(Buffer.from(challenge!.slice(2), 'base64').toString()).status, 'invalid_token');
+  assert.match(final!, /^-ERR \[AUTH\]/);
+});
+
 test('a token signed by a key Dovecot does not trust is refused', async (t) => {
   if (!requirePeer(t, 'dovecot') || !requirePeer(t, 'curl')) return;
   const d = await dovecot();
