@@ -15,9 +15,18 @@ export interface MaildropMessage {
 export interface MaildropSession {
   readonly user: string;
   readonly messages: readonly MaildropMessage[];
-  /** The message bytes with CRLF line endings, not dot-stuffed. `index` is 0-based. */
+  /**
+   * The message bytes with CRLF line endings, not dot-stuffed, exactly `messages[index].size`
+   * octets (RFC 1939 section 7, RETR). `index` is 0-based. Rejects with StoreError
+   * ERR_STORE_NO_SUCH_MESSAGE for an index outside the session or a message another program
+   * removed meanwhile.
+   */
   read(index: number, options?: { signal?: AbortSignal }): Promise<Readable>;
-  /** Atomically removes the given 0-based messages, then releases the lock. */
+  /**
+   * The UPDATE state (RFC 1939 section 6): atomically removes the given 0-based messages, then
+   * releases the lock (also when it fails). A crash part-way never loses an undeleted message and
+   * never brings a deleted one back (docs/store.md, "Deletion and crash semantics").
+   */
   commit(deleted: readonly number[]): Promise<void>;
   /** Releases the lock without changing anything (dropped connection, RSET then QUIT, ...). */
   release(): Promise<void>;
