@@ -4,6 +4,7 @@
 // per login). Prints medians over several rounds.
 //
 // Run: node --import tsx bench/auth.ts [--rounds 7] [--quick]
+import { createLocalJWKSet, jwtVerify } from 'jose';
 import { createTokenValidator, type PopgateTokenValidator } from '../src/auth/index.ts';
 import { type AuthorizationServer, startAuthorizationServer } from '../src/devtools/authorization-server.ts';
 
@@ -109,7 +110,14 @@ async function main(): Promise<void> {
     const uncached = validator(as, { introspectionCache: { maxEntries: 0 } });
     const context = { user: USER };
     const n = quick ? 200 : 2000;
+    // Baseline: jose's signature and claim check alone with a local key set (no popgate policy).
+    const keys = createLocalJWKSet(
+      (await (await fetch(as.jwksUri)).json()) as Parameters<typeof createLocalJWKSet>[0],
+    );
     const results = [
+      await measure('baseline: jose jwtVerify, local keys', n, () =>
+        jwtVerify(jwt, keys, { issuer: as.issuer, audience: as.pop3Audience }),
+      ),
       await measure('JWT RS256 at+jwt, keys cached', n, () => cached.validate(jwt, context)),
       await measure('opaque, introspection cached', n * 5, () => cached.validate(opaque, context)),
       await measure('opaque, introspection uncached (oidc-provider)', quick ? 50 : 300, () =>
