@@ -30,7 +30,7 @@ interface ChildConfig {
 }
 
 async function child(config: ChildConfig): Promise<void> {
-  let validator;
+  let validator: import('../src/auth/types.ts').TokenValidator;
   if (config.validator.kind === 'table') {
     const table = new TableValidator();
     table.tokens.set(config.validator.token, { user: USER });
