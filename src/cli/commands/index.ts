@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.ts';
+import { registerDemo } from './demo.ts';
 import { registerDeliver } from './deliver.ts';
 import { registerFetch } from './fetch.ts';
 import { registerLogin } from './login.ts';
@@ -12,6 +13,7 @@ export type RegisterCommand = (program: Command, ctx: CliContext) => void;
 
 /** Every subcommand, in the order `popgate --help` lists them. */
 export const COMMANDS: readonly RegisterCommand[] = [
+  registerDemo,
   registerLogin,
   registerLogout,
   registerToken,

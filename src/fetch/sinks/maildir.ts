@@ -5,13 +5,14 @@
  * stored with LF line endings, as Dovecot, Postfix and procmail write them.
  */
 import { randomBytes } from 'node:crypto';
-import { access, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { close, closeSync, fsync, openSync, renameSync, writeSync } from 'node:fs';
+import { access, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FetchError, isPopgateError } from '../../errors.ts';
 import { deliveryError, fsyncDir, pidAlive } from '../durable.ts';
-import { LocalForm } from './transform.ts';
+import { LocalForm, toLocalForm } from './transform.ts';
 import type { Intent, MessageInfo, PublishOutcome, RecoveryResult, Sink, Staged } from './types.ts';
 
 interface MaildirStaged extends Staged {
@@ -30,6 +31,11 @@ function maildirHost(): string {
   return hostname().replace(/\//g, '\\057').replace(/:/g, '\\072').replace(/\./g, '\\056') || 'localhost';
 }
 
+/** Messages up to this size (from LIST) are converted in memory and written with one call. */
+const BUFFERED_MAX = 1024 * 1024;
+/** Files whose background fsync may run at once. */
+const MAX_SYNCING = 128;
+
 const TMP_NAME = /^\d+\.M\d+P(\d+)Q\d+Rpg[0-9a-f]+\.(.+)$/;
 
 export interface MaildirSinkOptions {
@@ -44,6 +50,7 @@ export class MaildirSink implements Sink {
   readonly #host = maildirHost();
   readonly #crlf: boolean;
   #seq = 0;
+  readonly #syncing = new Set<Promise<void>>();
 
   constructor(dir: string, options: MaildirSinkOptions = {}) {
     this.dir = dir;
@@ -78,38 +85,70 @@ export class MaildirSink implements Sink {
   }
 
   async stage(message: Readable, info: MessageInfo): Promise<Staged> {
+    // Bound the files whose fsync is still running (each holds a descriptor).
+    while (this.#syncing.size >= MAX_SYNCING) await Promise.race(this.#syncing);
     const tmpName = this.#uniqueName();
     const tmpPath = join(this.dir, 'tmp', tmpName);
-    let handle: Awaited<ReturnType<typeof open>>;
+    const small = info.size <= BUFFERED_MAX;
+    let fd: number;
+    let bytes: number;
+    let messageId: string | undefined;
     try {
-      handle = await open(tmpPath, 'wx', 0o600);
+      if (small) {
+        // Fast path: read the whole (small) message, convert it, and write it with one call on
+        // this thread; only the fsync goes to the thread pool, in the background.
+        const chunks: Buffer[] = [];
+        for await (const chunk of message) chunks.push(chunk as Buffer);
+        const local = toLocalForm(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), {
+          lf: !this.#crlf,
+        });
+        fd = openSync(tmpPath, 'wx', 0o600);
+        try {
+          for (let off = 0; off < local.data.length; ) off += writeSync(fd, local.data, off);
+        } catch (error) {
+          closeSync(fd);
+          throw error;
+        }
+        bytes = local.data.length;
+        messageId = local.messageId;
+      } else {
+        const handle = await open(tmpPath, 'wx', 0o600);
+        const form = new LocalForm({ lf: !this.#crlf });
+        try {
+          message.on('error', (error) => form.destroy(error));
+          for await (const chunk of message.pipe(form)) await handle.write(chunk as Buffer);
+        } catch (error) {
+          await handle.close();
+          throw error;
+        }
+        bytes = form.bytes;
+        messageId = form.messageId;
+        // The FileHandle owns fd: sync and close through it.
+        const synced = handle.sync().finally(() => handle.close());
+        return this.#track({ info, bytes, messageId, tmpName, finalName: `${tmpName},S=${bytes}`, synced });
+      }
     } catch (error) {
       message.resume();
-      throw deliveryError(error, `create a file in ${join(this.dir, 'tmp')}`);
-    }
-    const form = new LocalForm({ lf: !this.#crlf });
-    try {
-      message.on('error', (error) => form.destroy(error));
-      for await (const chunk of message.pipe(form)) await handle.write(chunk as Buffer);
-    } catch (error) {
-      await handle.close().catch(() => undefined);
       await unlink(tmpPath).catch(() => undefined);
       // Errors of the message stream (connection dropped mid-RETR) keep their own type.
       if (isPopgateError(error)) throw error;
       throw deliveryError(error, `write ${tmpPath}`);
     }
-    // fsync runs in the background so the next message streams while this one syncs; publish()
-    // waits for it before announcing.
-    const synced = handle.sync().finally(() => handle.close());
-    synced.catch(() => undefined);
-    const staged: MaildirStaged = {
-      info,
-      bytes: form.bytes,
-      messageId: form.messageId,
-      tmpName,
-      finalName: `${tmpName},S=${form.bytes}`,
-      synced,
-    };
+    const synced = new Promise<void>((resolve, reject) => {
+      fsync(fd, (syncError) => {
+        close(fd, () => (syncError ? reject(syncError) : resolve()));
+      });
+    });
+    return this.#track({ info, bytes, messageId, tmpName, finalName: `${tmpName},S=${bytes}`, synced });
+  }
+
+  #track(staged: MaildirStaged): MaildirStaged {
+    const done = staged.synced.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#syncing.add(done);
+    void done.then(() => this.#syncing.delete(done));
     return staged;
   }
 
@@ -135,9 +174,15 @@ export class MaildirSink implements Sink {
         key: { tmp: s.tmpName, name: s.finalName } satisfies MaildirKey,
       })),
     );
-    const renames = await Promise.allSettled(
-      ready.map((s) => rename(join(this.dir, 'tmp', s.tmpName), join(this.dir, 'new', s.finalName))),
-    );
+    // rename(2) of a small batch on this thread: metadata only, no waiting for the disk.
+    const renames = ready.map((s): PromiseSettledResult<void> => {
+      try {
+        renameSync(join(this.dir, 'tmp', s.tmpName), join(this.dir, 'new', s.finalName));
+        return { status: 'fulfilled', value: undefined };
+      } catch (reason) {
+        return { status: 'rejected', reason };
+      }
+    });
     try {
       await fsyncDir(join(this.dir, 'new'));
     } catch (error) {

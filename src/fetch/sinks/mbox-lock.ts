@@ -6,6 +6,7 @@
  * python3 only the dotlock is taken (reported once through `onWarning`).
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -105,6 +106,11 @@ async function takeFcntl(
 
 let warnedNoPython = false;
 
+/** The system python3 (not a version-manager shim, which can take a second to start). */
+function defaultPython(): string {
+  return existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+}
+
 /** Takes the dotlock, then the fcntl lock, of `file`. */
 export async function lockMbox(file: string, options: MboxLockOptions = {}): Promise<HeldLock> {
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
@@ -112,7 +118,7 @@ export async function lockMbox(file: string, options: MboxLockOptions = {}): Pro
   let fcntl: (() => Promise<void>) | 'unavailable';
   try {
     // The helper needs a moment to start even when the lock is free.
-    fcntl = await takeFcntl(file, Math.max(deadline, Date.now() + 5000), options.python ?? 'python3');
+    fcntl = await takeFcntl(file, Math.max(deadline, Date.now() + 5000), options.python ?? defaultPython());
   } catch (error) {
     await dot?.();
     throw error;

@@ -147,3 +147,42 @@ export class LocalForm extends Transform {
     this.messageId = parseMessageId(text);
   }
 }
+
+export interface LocalFormResult {
+  readonly data: Buffer;
+  readonly messageId: string | undefined;
+  readonly endsWithNewline: boolean;
+}
+
+/**
+ * The same conversion as {@link LocalForm} for a message already in memory (the fast path for
+ * small messages: no stream machinery per message). A unit test checks both agree.
+ */
+export function toLocalForm(input: Buffer, options: LocalFormOptions = {}): LocalFormResult {
+  const lf = options.lf ?? true;
+  let data = lf ? crlfToLf(input) : input;
+  if (options.mboxQuote) {
+    const pieces: Buffer[] = [];
+    let pos = 0;
+    while (pos < data.length) {
+      let i = pos;
+      while (i < data.length && data[i] === GT) i++;
+      if (i + FROM.length <= data.length && data.subarray(i, i + FROM.length).equals(FROM))
+        pieces.push(QUOTE);
+      const nl = data.indexOf(LF, pos);
+      const end = nl === -1 ? data.length : nl + 1;
+      pieces.push(data.subarray(pos, end));
+      pos = end;
+    }
+    data = Buffer.concat(pieces);
+  }
+  const headerEnd = data.indexOf(lf ? '\n\n' : '\r\n\r\n');
+  const header = data
+    .subarray(0, Math.min(headerEnd === -1 ? data.length : headerEnd, HEADER_CAP))
+    .toString('latin1');
+  return {
+    data,
+    messageId: parseMessageId(header),
+    endsWithNewline: data.length > 0 && data[data.length - 1] === LF,
+  };
+}

@@ -1,0 +1,254 @@
+/**
+ * What `popgate fetch` shows while it works: a live bar per account on a terminal (messages and
+ * bytes done of total, rate, ETA), plain log lines when output is not a terminal, NDJSON events
+ * with `--json`, and only errors with `--quiet`. Every mode ends with one summary per account.
+ */
+import cliProgress from 'cli-progress';
+import type { RunAccountReport } from '../fetch/run-account.ts';
+import type { SyncProgress } from '../fetch/sync.ts';
+import type { CliContext } from './context.ts';
+
+export type ProgressMode = 'tty' | 'plain' | 'json' | 'quiet';
+
+export interface FetchReporter {
+  progress(p: SyncProgress): void;
+  done(report: RunAccountReport): void;
+  failed(account: string, error: unknown, exitCode: number): void;
+  /** A note (watch loop: next run, lock busy, LOGIN-DELAY). */
+  note(message: string): void;
+  close(): void;
+}
+
+/** `1.5 MB`, decimal units as mail clients show sizes. */
+export function formatBytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = -1;
+  do {
+    v /= 1000;
+    i++;
+  } while (v >= 1000 && i < units.length - 1);
+  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+function formatEta(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '--';
+  if (seconds < 60) return `${Math.ceil(seconds)}s`;
+  const m = Math.floor(seconds / 60);
+  return `${m}m${String(Math.ceil(seconds % 60)).padStart(2, '0')}s`;
+}
+
+function errorFields(error: unknown): { code: string; message: string } {
+  const code = (error as { code?: unknown })?.code;
+  return {
+    code: typeof code === 'string' ? code : 'ERR_UNEXPECTED',
+    message: error instanceof Error ? error.message : String(error),
+  };
+}
+
+/** The one-line summary of an account's run. */
+export function summaryLine(r: RunAccountReport): string {
+  const parts = [
+    `${r.account}: fetched ${r.fetched} message${r.fetched === 1 ? '' : 's'} (${formatBytes(r.bytes)}) in ${(r.elapsedMs / 1000).toFixed(1)} s`,
+  ];
+  if (r.wanted === 0 && r.fetched === 0)
+    parts[0] = `${r.account}: no new mail (${r.onServer} on the server) in ${(r.elapsedMs / 1000).toFixed(1)} s`;
+  if (r.recovered > 0) parts.push(`${r.recovered} recovered from an interrupted run`);
+  if (r.skippedTooLarge.length > 0) parts.push(`${r.skippedTooLarge.length} skipped as larger than max_size`);
+  if (r.deferred > 0) parts.push(`${r.deferred} left for the next run (limit)`);
+  if (r.failed.length > 0) parts.push(`${r.failed.length} FAILED to deliver (kept on the server)`);
+  if (r.deleted > 0) parts.push(`${r.deleted} deleted on the server`);
+  if (r.stopped) parts.push('stopped early by a signal');
+  return parts.join('; ');
+}
+
+class Rate {
+  readonly #start = Date.now();
+  eta(p: SyncProgress): { rate: number; eta: number } {
+    const seconds = Math.max(0.001, (Date.now() - this.#start) / 1000);
+    const rate = p.bytesDone / seconds;
+    const eta = rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Number.POSITIVE_INFINITY;
+    return { rate, eta };
+  }
+}
+
+function writeFailures(ctx: CliContext, r: RunAccountReport): void {
+  for (const f of r.failed)
+    ctx.stderr.write(`popgate: ${r.account}: message ${f.uidl}: ${f.error.message} (${f.error.code})\n`);
+}
+
+class TtyReporter implements FetchReporter {
+  readonly #ctx: CliContext;
+  readonly #multi: cliProgress.MultiBar;
+  readonly #bars = new Map<string, { bar: cliProgress.SingleBar; rate: Rate }>();
+
+  constructor(ctx: CliContext) {
+    this.#ctx = ctx;
+    this.#multi = new cliProgress.MultiBar(
+      {
+        stream: ctx.stderr,
+        format: '{account} |{bar}| {value}/{total} msgs | {bytes} of {totalBytes} | {rate}/s | ETA {etaText}',
+        barsize: 24,
+        hideCursor: true,
+        clearOnComplete: false,
+        fps: 8,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+  }
+
+  progress(p: SyncProgress): void {
+    if (p.phase === 'listing') return;
+    let entry = this.#bars.get(p.account);
+    if (!entry) {
+      entry = { bar: this.#multi.create(p.messagesTotal, 0, {}), rate: new Rate() };
+      this.#bars.set(p.account, entry);
+    }
+    const { rate, eta } = entry.rate.eta(p);
+    entry.bar.setTotal(Math.max(1, p.messagesTotal));
+    entry.bar.update(p.messagesTotal === 0 ? 1 : p.messagesDone, {
+      account: p.account,
+      bytes: formatBytes(p.bytesDone),
+      totalBytes: formatBytes(p.bytesTotal),
+      rate: formatBytes(Math.round(rate)),
+      etaText: p.phase === 'done' ? 'done' : p.phase === 'deleting' ? 'deleting' : formatEta(eta),
+    });
+  }
+
+  done(r: RunAccountReport): void {
+    this.#multi.log(`${summaryLine(r)}\n`);
+    writeFailures(this.#ctx, r);
+  }
+
+  failed(account: string, error: unknown): void {
+    const { code, message } = errorFields(error);
+    this.#multi.log(`popgate: ${account}: ${message} (${code})\n`);
+  }
+
+  note(message: string): void {
+    this.#multi.log(`${message}\n`);
+  }
+
+  close(): void {
+    this.#multi.stop();
+  }
+}
+
+class PlainReporter implements FetchReporter {
+  readonly #ctx: CliContext;
+  readonly #last = new Map<string, number>();
+  readonly #rates = new Map<string, Rate>();
+
+  constructor(ctx: CliContext) {
+    this.#ctx = ctx;
+  }
+
+  progress(p: SyncProgress): void {
+    if (p.phase !== 'fetching') return;
+    let rate = this.#rates.get(p.account);
+    if (!rate) {
+      rate = new Rate();
+      this.#rates.set(p.account, rate);
+      if (p.messagesTotal > 0)
+        this.#ctx.stdout.write(
+          `${p.account}: ${p.messagesTotal} new message(s), ${formatBytes(p.bytesTotal)}\n`,
+        );
+    }
+    const now = Date.now();
+    const complete = p.messagesDone === p.messagesTotal;
+    if (p.messagesDone === 0 || complete || now - (this.#last.get(p.account) ?? 0) < 2000) return;
+    this.#last.set(p.account, now);
+    const { rate: r, eta } = rate.eta(p);
+    this.#ctx.stdout.write(
+      `${p.account}: ${p.messagesDone}/${p.messagesTotal} messages, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}, ${formatBytes(Math.round(r))}/s, ETA ${formatEta(eta)}\n`,
+    );
+  }
+
+  done(r: RunAccountReport): void {
+    this.#ctx.stdout.write(`${summaryLine(r)}\n`);
+    writeFailures(this.#ctx, r);
+  }
+
+  failed(account: string, error: unknown): void {
+    const { code, message } = errorFields(error);
+    this.#ctx.stderr.write(`popgate: ${account}: ${message} (${code})\n`);
+  }
+
+  note(message: string): void {
+    this.#ctx.stdout.write(`${message}\n`);
+  }
+
+  close(): void {}
+}
+
+class QuietReporter extends PlainReporter {
+  override progress(): void {}
+  override done(r: RunAccountReport): void {
+    // Only errors: failed deliveries are errors, a normal summary is not.
+    if (r.failed.length > 0) super.done(r);
+  }
+  override note(): void {}
+}
+
+class JsonReporter implements FetchReporter {
+  readonly #ctx: CliContext;
+  readonly #last = new Map<string, number>();
+
+  constructor(ctx: CliContext) {
+    this.#ctx = ctx;
+  }
+
+  #emit(event: Record<string, unknown>): void {
+    this.#ctx.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
+  }
+
+  progress(p: SyncProgress): void {
+    const now = Date.now();
+    const edge = p.phase !== 'fetching' || p.messagesDone === p.messagesTotal || p.messagesDone === 0;
+    if (!edge && now - (this.#last.get(p.account) ?? 0) < 500) return;
+    this.#last.set(p.account, now);
+    this.#emit({ type: 'progress', ...p });
+  }
+
+  done(r: RunAccountReport): void {
+    this.#emit({
+      type: 'account',
+      status: r.failed.length > 0 ? 'partial' : 'ok',
+      account: r.account,
+      onServer: r.onServer,
+      fetched: r.fetched,
+      bytes: r.bytes,
+      deleted: r.deleted,
+      recovered: r.recovered,
+      deferred: r.deferred,
+      stopped: r.stopped,
+      elapsedMs: r.elapsedMs,
+      skippedTooLarge: r.skippedTooLarge,
+      failed: r.failed.map((f) => ({ uidl: f.uidl, code: f.error.code, message: f.error.message })),
+    });
+  }
+
+  failed(account: string, error: unknown, exitCode: number): void {
+    this.#emit({ type: 'account', status: 'error', account, exitCode, ...errorFields(error) });
+  }
+
+  note(message: string): void {
+    this.#emit({ type: 'note', message });
+  }
+
+  close(): void {}
+}
+
+export function createReporter(ctx: CliContext, mode: ProgressMode): FetchReporter {
+  switch (mode) {
+    case 'tty':
+      return new TtyReporter(ctx);
+    case 'plain':
+      return new PlainReporter(ctx);
+    case 'json':
+      return new JsonReporter(ctx);
+    case 'quiet':
+      return new QuietReporter(ctx);
+  }
+}
