@@ -1,6 +1,9 @@
 /** What the server learned from a valid access token. Contains no part of the token. */
 export interface ValidatedToken {
-  /** The login name bound to the token (its configured username claim). */
+  /**
+   * The login name bound to the token: its configured username claim, in canonical form (NFC;
+   * lower case for `email`, `preferred_username`, `upn`, `username`; exact for `sub`).
+   */
   readonly user: string;
   readonly issuer: string;
   readonly subject: string | undefined;
@@ -15,7 +18,11 @@ export interface ValidatedToken {
 }
 
 export interface ValidationContext {
-  /** The SASL user (XOAUTH2 `user=`, OAUTHBEARER `a=`); must equal the token's user claim. */
+  /**
+   * The SASL user (XOAUTH2 `user=`, OAUTHBEARER `a=`); `validate` refuses it with
+   * `ERR_AUTH_USER_MISMATCH` unless it equals the token's user claim (compared as
+   * {@link ValidatedToken.user} is canonicalised). `undefined` when the client sent none.
+   */
   readonly user: string | undefined;
   readonly signal?: AbortSignal;
 }
