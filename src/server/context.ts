@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import type { ValidatedToken } from '../auth/types.ts';
 import type { MaildropSession } from '../store/types.ts';
 import type { ResolvedServerOptions } from './options.ts';
+import type { ReadAhead } from './read-ahead.ts';
 import type { SessionState } from './state.ts';
 
 /** The TRANSACTION state's data: the locked maildrop and the marks made on it. */
@@ -19,6 +20,8 @@ export interface Transaction {
   readonly canDelete: boolean;
   /** 0-based indexes marked deleted; RSET clears, UPDATE commits. Nothing renumbers. */
   readonly deleted: Set<number>;
+  /** Sequential RETR read-ahead. */
+  readonly readAhead: ReadAhead;
 }
 
 /** Per-session counters for the logout audit event. */

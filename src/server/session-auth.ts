@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isPopgateError } from '../errors.ts';
 import { capForAudit } from '../observability/audit.ts';
 import type { LoginFailure, LoginRequest, Transaction } from './context.ts';
+import { ReadAhead } from './read-ahead.ts';
 import type { Pop3Session } from './session.ts';
 
 /**
@@ -122,6 +123,7 @@ export async function enterTransaction(
     token,
     canDelete: token === undefined ? true : token.rights.delete,
     deleted: new Set(),
+    readAhead: new ReadAhead(maildrop),
   };
   const total = maildrop.messages.reduce((sum, m) => sum + m.size, 0);
   session.ok(`Logged in, ${maildrop.messages.length} messages (${total} octets).`);
@@ -135,6 +137,7 @@ export async function enterTransaction(
  */
 export async function commitUpdate(session: Pop3Session, tx: Transaction): Promise<number | undefined> {
   const { shared } = session;
+  tx.readAhead.clear();
   const deleted = [...tx.deleted].sort((a, b) => a - b);
   try {
     await tx.maildrop.commit(deleted);

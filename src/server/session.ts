@@ -425,6 +425,7 @@ export class Pop3Session implements CommandContext {
     const tx = this.#transaction;
     this.#transaction = undefined;
     if (tx !== undefined) {
+      tx.readAhead.clear();
       // A dropped or aborted session deletes nothing: release without committing.
       try {
         await tx.maildrop.release();

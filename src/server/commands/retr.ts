@@ -12,7 +12,9 @@ export const retr: CommandHandler = {
     const tx = transactionOf(ctx);
     const index = messageIndex(ctx, tx, args[0]!);
     if (index === undefined) return;
-    const body = await tx.maildrop.read(index);
+    const body = await tx.readAhead.take(index);
+    // Clients that fetch everything ask for n+1 next: start opening it while n is written.
+    tx.readAhead.schedule(index + 1, tx.deleted);
     ctx.stats.retr += 1;
     await ctx.message(`${tx.maildrop.messages[index]!.size} octets`, body);
   },
