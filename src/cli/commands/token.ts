@@ -233,10 +233,22 @@ async function printCommand(
   ctx.stdout.write(`${token.value}\n`);
 }
 
+/** Refreshes now (rotating the refresh token where the provider does) and reports, never prints, it. */
+async function refreshCommand(ctx: CliContext, flags: { account?: string }): Promise<void> {
+  const account = await accountFromCli(ctx, flags.account);
+  const manager = openTokenManager(ctx, account);
+  const resolved = await resolveAccount(await accountOptionsFor(account, ctx));
+  await manager.getAccessToken(resolved, { forceRefresh: true });
+  const status = await manager.status(resolved.name);
+  ctx.stdout.write(`refreshed account ${resolved.name}\n${describeStatus(status, Date.now())}\n`);
+}
+
 export const registerToken: RegisterCommand = (program: Command, ctx: CliContext) => {
   const token = program
     .command('token')
-    .description('Inspect stored OAuth tokens (status) or hand one to another program (print)');
+    .description(
+      'Inspect stored OAuth tokens (status), renew them now (refresh), or hand one to another program (print)',
+    );
   token
     .command('status')
     .description(
@@ -246,6 +258,15 @@ export const registerToken: RegisterCommand = (program: Command, ctx: CliContext
     .option('--json', 'print JSON')
     .action(async (flags: { account?: string; json?: boolean }) => {
       await statusCommand(ctx, flags);
+    });
+  token
+    .command('refresh')
+    .description(
+      'Renew the access token now (the refresh token rotates where the provider rotates it); prints status, never the token',
+    )
+    .requiredOption('--account <name>', 'the account')
+    .action(async (flags: { account?: string }) => {
+      await refreshCommand(ctx, flags);
     });
   token
     .command('print')
