@@ -141,6 +141,7 @@ export class Connection {
     this.#socket = socket;
     this.#reader = new LineReader({ maxLineLength: this.#ctx.limits.maxLineLength });
     this.#detached = false;
+    socket.setNoDelay(true);
     socket.setTimeout(this.#ctx.timeouts.idle);
     socket.on('data', this.#listeners.data);
     socket.on('close', this.#listeners.close);

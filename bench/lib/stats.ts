@@ -1,0 +1,92 @@
+// Shared bench utilities: interleaved runs (each round runs every contender once, in rotating
+// order, so drift hits all alike), medians, and throughput figures.
+
+export interface Contender {
+  readonly name: string;
+  /** One full run; resolves with the payload octets and messages it moved. */
+  run(): Promise<{ bytes: number; messages: number }>;
+}
+
+export interface Sample {
+  readonly seconds: number;
+  readonly bytes: number;
+  readonly messages: number;
+}
+
+export interface Summary {
+  readonly name: string;
+  readonly runs: number;
+  readonly medianSeconds: number;
+  readonly messagesPerSecond: number;
+  readonly megabytesPerSecond: number;
+  readonly samples: readonly Sample[];
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Runs `rounds` interleaved rounds (after one warm-up round that is not counted). */
+export async function runInterleaved(
+  contenders: readonly Contender[],
+  rounds: number,
+  onSample?: (name: string, sample: Sample, round: number) => void,
+): Promise<Summary[]> {
+  const samples = new Map<string, Sample[]>(contenders.map((c) => [c.name, []]));
+  for (let round = 0; round <= rounds; round++) {
+    const order = contenders.map((_, i) => contenders[(i + round) % contenders.length]!);
+    for (const c of order) {
+      const start = process.hrtime.bigint();
+      const { bytes, messages } = await c.run();
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      if (round === 0) continue; // warm-up
+      const sample = { seconds, bytes, messages };
+      samples.get(c.name)!.push(sample);
+      onSample?.(c.name, sample, round);
+    }
+  }
+  return contenders.map((c) => {
+    const list = samples.get(c.name)!;
+    const seconds = median(list.map((s) => s.seconds));
+    const bytes = list[0]?.bytes ?? 0;
+    const messages = list[0]?.messages ?? 0;
+    return {
+      name: c.name,
+      runs: list.length,
+      medianSeconds: seconds,
+      messagesPerSecond: messages / seconds,
+      megabytesPerSecond: bytes / 1e6 / seconds,
+      samples: list,
+    };
+  });
+}
+
+/** popgate's time ratio to each other contender (>1: popgate is faster). */
+export function ratios(summaries: readonly Summary[], subject: string): Record<string, number> {
+  const mine = summaries.find((s) => s.name === subject);
+  const out: Record<string, number> = {};
+  if (!mine) return out;
+  for (const s of summaries) if (s.name !== subject) out[s.name] = s.medianSeconds / mine.medianSeconds;
+  return out;
+}
+
+export function formatTable(title: string, summaries: readonly Summary[], subject: string): string {
+  const r = ratios(summaries, subject);
+  const rows = summaries.map(
+    (s) =>
+      `| ${s.name} | ${s.medianSeconds.toFixed(3)} | ${s.messagesPerSecond.toFixed(0)} | ${s.megabytesPerSecond.toFixed(1)} | ${
+        s.name === subject ? '—' : `${r[s.name]!.toFixed(2)}x`
+      } |`,
+  );
+  return [
+    `### ${title}`,
+    '',
+    `| client | median s | messages/s | MB/s | ${subject} speed-up |`,
+    '|---|---:|---:|---:|---:|',
+    ...rows,
+    '',
+  ].join('\n');
+}
