@@ -2,9 +2,32 @@
 // Runs every test file under test/ with node's test runner (TypeScript through tsx) and ends
 // with the plain closing line CI reads: "N passed, N failed, N skipped".
 // Usage: npm test [-- FILE_OR_SUBSTRING ...]
+//
+// Then the secret scan (issue 3): the test processes append every secret they mint to a ledger
+// (POPGATE_SECRET_LEDGER, see src/devtools/secret-ledger.ts) and tee their children's logs and
+// popgate's diagnostics events to a log directory (POPGATE_TEST_LOG_DIR, see
+// test/helpers/output-capture.mjs); this runner keeps a copy of everything the test run printed.
+// After the run every ledger entry is looked for in all of it (test/helpers/secret-scan.mjs). A
+// secret found, an empty ledger after tests that mint tokens, or a capture that did not load
+// fails the run; so does the scanner missing a canary planted in the log directory.
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  appendFileSync,
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { filesUnder, readLedger, scanForSecrets } from './helpers/secret-scan.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 
@@ -28,9 +51,18 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+// Everything the scan reads lives in one private temp dir (mkdtemp: 0700).
+const scanDir = mkdtempSync(join(tmpdir(), 'popgate-secret-scan-'));
+const ledger = join(scanDir, 'ledger');
+const logDir = join(scanDir, 'logs');
+mkdirSync(logDir, { mode: 0o700 });
+const capture = openSync(join(scanDir, 'output.log'), 'a', 0o600);
+
 const args = [
   '--import',
   'tsx',
+  '--import',
+  new URL('./helpers/output-capture.mjs', import.meta.url).href,
   '--test',
   '--test-reporter=spec',
   '--test-reporter-destination=stdout',
@@ -38,18 +70,97 @@ const args = [
   '--test-timeout=600000',
   ...files,
 ];
-const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+const child = spawn(process.execPath, args, {
+  cwd: root,
+  stdio: ['ignore', 'pipe', 'pipe'],
+  env: { ...process.env, POPGATE_SECRET_LEDGER: ledger, POPGATE_TEST_LOG_DIR: logDir },
+});
 let tail = '';
 child.stdout.on('data', (chunk) => {
   process.stdout.write(chunk);
+  writeSync(capture, chunk);
   tail = (tail + chunk.toString('utf8')).slice(-4000);
 });
+child.stderr.on('data', (chunk) => {
+  process.stderr.write(chunk);
+  writeSync(capture, chunk);
+});
 child.on('close', (code) => {
+  closeSync(capture);
   const count = (label) => Number(new RegExp(`ℹ ${label} (\\d+)`).exec(tail)?.[1] ?? 0);
   const passed = count('pass');
   const failed = count('fail') + count('cancelled');
   const skipped = count('skipped') + count('todo');
-  const ok = code === 0 && failed === 0 && passed > 0;
+  const scanOk = secretScan();
+  const ok = code === 0 && failed === 0 && passed > 0 && scanOk;
   console.log(`${passed} passed, ${ok ? failed : Math.max(failed, 1)} failed, ${skipped} skipped`);
   process.exit(ok ? 0 : 1);
 });
+
+/** Scans the run's output for every secret of the ledger; prints the figures; true when clean. */
+function secretScan() {
+  const problems = [];
+  let keep = false;
+  try {
+    const lines = readLedger(ledger);
+    // A canary through the whole path (ledger, log dir, scanner): it must be found, exactly there.
+    const canary = randomBytes(24).toString('base64url');
+    const canaryLine = lines.length + 1;
+    const canaryFile = join(logDir, 'canary.log');
+    appendFileSync(ledger, `${canary}\n`, { mode: 0o600 });
+    writeFileSync(canaryFile, `scanner self-check: ${canary}\n`, { mode: 0o600 });
+    const outputs = filesUnder(scanDir, new Set([ledger]));
+    const started = Date.now();
+    const scan = scanForSecrets([...lines, canary], outputs);
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    const isCanary = (f) => f.ledgerLine === canaryLine;
+    const leaks = scan.findings.filter((f) => !isCanary(f));
+    if (!scan.findings.some((f) => isCanary(f) && f.file === canaryFile && f.form === 'exact')) {
+      problems.push('the scanner did not find the canary planted in the log directory');
+    }
+    if (scan.findings.some((f) => isCanary(f) && f.file !== canaryFile)) {
+      problems.push('the canary turned up outside its file');
+    }
+    const secrets = scan.secrets - 1;
+    const processes = readdirSync(logDir).filter((n) => n.startsWith('events-')).length;
+    if (processes === 0) problems.push('no test process loaded test/helpers/output-capture.mjs');
+    const minting = files.filter((f) =>
+      /\b(startTestAuthorizationServer|startAuthorizationServer|startDovecot|createSigningKey)\(/.test(
+        readFileSync(join(root, f), 'utf8'),
+      ),
+    );
+    if (secrets === 0 && minting.length > 0) {
+      problems.push(
+        `the ledger is empty although ${minting.length} test file(s) that mint tokens ran ` +
+          `(${minting.slice(0, 3).join(', ')}${minting.length > 3 ? ', ...' : ''}): the scan would pass vacuously`,
+      );
+    }
+    const mb = (scan.bytes / 1e6).toFixed(1);
+    const short = scan.ignored > 0 ? ` (${scan.ignored} shorter than 16 characters not scanned)` : '';
+    console.log(
+      `secret scan: ${secrets} secrets issued${short}, ${leaks.length} found in ${mb} MB of output ` +
+        `(${outputs.length} files from ${processes} test processes, ${seconds} s)`,
+    );
+    if (leaks.length > 0) {
+      keep = true;
+      const byLine = new Map();
+      for (const f of leaks) byLine.set(f.ledgerLine, [...(byLine.get(f.ledgerLine) ?? []), f]);
+      problems.push(`${byLine.size} secret(s) found in the test output (ledger line, form, where):`);
+      for (const [line, found] of [...byLine].slice(0, 20)) {
+        const where = found
+          .slice(0, 3)
+          .map((f) => `${f.form} in ${relative(scanDir, f.file)} line ${f.line} (byte ${f.offset})`)
+          .join('; ');
+        problems.push(
+          `  ledger line ${line}: ${where}${found.length > 3 ? `; ${found.length - 3} more` : ''}`,
+        );
+      }
+      problems.push(`kept for inspection (test-only secrets; delete when done): ${scanDir}`);
+    }
+  } catch (error) {
+    problems.push(`the scan itself failed: ${error?.stack ?? error}`);
+  }
+  for (const problem of problems) console.log(`secret scan: ${problem}`);
+  if (!keep) rmSync(scanDir, { recursive: true, force: true });
+  return problems.length === 0;
+}

@@ -32,6 +32,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createOAuthFetch, type OAuthFetch } from '../oauth/http.ts';
+import { recordTestSecret } from './secret-ledger.ts';
 
 export interface AuthorizationServerOptions {
   /** Serve https with this certificate and key (PEM); plain http when absent. */
@@ -103,6 +104,7 @@ export interface AuthorizationServer {
 /** The part of oidc-provider's surface used here (it ships no types). */
 export interface OidcProvider {
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
+  use(middleware: (ctx: KoaContext, next: () => Promise<void>) => Promise<void>): void;
   on(event: string, listener: (...args: unknown[]) => void): void;
   interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<InteractionDetails>;
   interactionFinished(
@@ -114,6 +116,32 @@ export interface OidcProvider {
   Grant: GrantModel;
   RefreshToken: { find(value: string): Promise<unknown> };
   AccessToken: { find(value: string): Promise<unknown> };
+}
+
+/** The part of Koa's context the secret-ledger middleware reads. */
+interface KoaContext {
+  body: unknown;
+  response: { get(field: string): string };
+}
+
+/** Fields of token, device authorization and redirect responses that carry a secret. */
+const ISSUED_SECRET_FIELDS = ['access_token', 'refresh_token', 'id_token', 'device_code', 'code'] as const;
+
+/** Records every secret the provider hands out (body or redirect) in the test run's ledger. */
+async function recordIssuedSecrets(ctx: KoaContext, next: () => Promise<void>): Promise<void> {
+  await next();
+  const body = ctx.body as Record<string, unknown> | null | undefined;
+  if (body && typeof body === 'object' && !Buffer.isBuffer(body)) {
+    for (const field of ISSUED_SECRET_FIELDS) {
+      if (typeof body[field] === 'string') recordTestSecret(body[field]);
+    }
+  }
+  const location = ctx.response.get('location');
+  if (location) {
+    const url = URL.canParse(location) ? new URL(location) : undefined;
+    const params = new URLSearchParams(url ? `${url.search.slice(1)}&${url.hash.slice(1)}` : '');
+    for (const field of ISSUED_SECRET_FIELDS) recordTestSecret(params.get(field) ?? undefined);
+  }
 }
 
 interface InteractionDetails {
@@ -208,6 +236,9 @@ export async function startAuthorizationServer(
     ['sign'],
   );
   const cookieKeys = [randomBytes(32).toString('base64url')];
+  for (const secret of [secretBasic.clientSecret, introspector.clientSecret, ...cookieKeys]) {
+    recordTestSecret(secret);
+  }
   let signingKeys: SigningKey[] = [newSigningKey()];
   const grants: Record<string, number> = {};
   const errors: Record<string, number> = {};
@@ -361,6 +392,7 @@ export async function startAuthorizationServer(
   const adapter = memoryAdapterFactory();
   const build = (): { provider: OidcProvider; callback: ReturnType<OidcProvider['callback']> } => {
     const provider = new Provider(issuer, configuration());
+    provider.use(recordIssuedSecrets);
     provider.on('grant.success', (ctx) => {
       const type = String(
         (ctx as { oidc?: { params?: { grant_type?: unknown } } }).oidc?.params?.grant_type ?? 'unknown',

@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { exportJWK, exportSPKI, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
 import { ConfigError } from '../errors.ts';
+import { recordTestSecret } from './secret-ledger.ts';
 
 /** Algorithms the dev signer supports (RFC 7518 section 3.1). */
 export type DevJwtAlgorithm =
@@ -87,6 +88,7 @@ export async function createSigningKey(options: CreateSigningKeyOptions = {}): P
     const secret = randomBytes(48);
     signingKey = new Uint8Array(secret);
     verificationKey = secret.toString('base64');
+    recordTestSecret(verificationKey);
   } else {
     const pair = await generateKeyPair(alg, { extractable: true, modulusLength: 2048 });
     signingKey = pair.privateKey;
@@ -100,7 +102,9 @@ export async function createSigningKey(options: CreateSigningKeyOptions = {}): P
     if (typ !== null) header.typ = typ;
     const headerKid = signOptions.kid === undefined ? kid : signOptions.kid;
     if (headerKid !== null) header.kid = headerKid;
-    return new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(signingKey);
+    const token = await new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(signingKey);
+    recordTestSecret(token);
+    return token;
   }
 
   return Object.freeze({ alg, kid, verificationKey, publicJwk, sign });

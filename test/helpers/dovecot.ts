@@ -17,6 +17,7 @@ import { connect as tlsConnect } from 'node:tls';
 import type { JWTPayload } from 'jose';
 import { createDevCa } from '../../src/devtools/certs.ts';
 import { createSigningKey, type DevJwtAlgorithm, type DevSigningKey } from '../../src/devtools/jwt-keys.ts';
+import { recordTestSecret } from '../../src/devtools/secret-ledger.ts';
 import { freePorts } from './ports.ts';
 
 export interface StartDovecotOptions {
@@ -237,6 +238,7 @@ export async function startDovecot(options: StartDovecotOptions = {}): Promise<D
   const users = [...(options.users ?? ['alice@example.test'])];
   const pw = { user: options.passwordUser?.user ?? 'bench@example.test', password: '' };
   pw.password = options.passwordUser?.password ?? randomBytes(12).toString('hex');
+  recordTestSecret(pw.password);
   for (const u of [...users, pw.user]) checkUser(u);
   if (!/^[\x21-\x7e]{1,128}$/.test(pw.password) || pw.password.includes(':')) {
     throw new Error('the test password must be printable ASCII without ":"');
