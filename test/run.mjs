@@ -135,10 +135,11 @@ function secretScan() {
           `(${minting.slice(0, 3).join(', ')}${minting.length > 3 ? ', ...' : ''}): the scan would pass vacuously`,
       );
     }
-    const mb = (scan.bytes / 1e6).toFixed(1);
+    const size =
+      scan.bytes >= 1e6 ? `${(scan.bytes / 1e6).toFixed(1)} MB` : `${(scan.bytes / 1e3).toFixed(1)} kB`;
     const short = scan.ignored > 0 ? ` (${scan.ignored} shorter than 16 characters not scanned)` : '';
     console.log(
-      `secret scan: ${secrets} secrets issued${short}, ${leaks.length} found in ${mb} MB of output ` +
+      `secret scan: ${secrets} secrets issued${short}, ${leaks.length} found in ${size} of output ` +
         `(${outputs.length} files from ${processes} test processes, ${seconds} s)`,
     );
     if (leaks.length > 0) {

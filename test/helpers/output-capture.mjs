@@ -1,10 +1,13 @@
 // Loaded into every test process by test/run.mjs (`--import`) when POPGATE_TEST_LOG_DIR is set,
 // so that the secret scan reads what the tests' children and the library emit even when a test
 // keeps that output in a string (asserting on it, printing it only on failure):
-// - the stderr of every child process spawned with a pipe (logs and error messages: pino of
-//   `popgate serve`, CLI errors, peers), and the stdout of popgate CLI children except
-//   `popgate token print`, whose stdout is the token by design. The tee wraps the stream's
-//   `push`, so the test still reads every byte, in order, in whatever mode it reads;
+// - the stderr (logs, error messages) of every child running popgate code: `popgate` CLI
+//   children (pino of `popgate serve`, CLI errors) and node children, spawned with a pipe;
+//   and the stdout of popgate CLI children except `popgate token print`, whose stdout is the
+//   token by design. Third-party peers (curl, mutt, python3, ...) are left out: their traces
+//   echo the credentials the test handed them (`curl -v` prints the AUTH line it sent).
+//   The tee wraps the stream's `push`, so the test still reads every byte, in order, in
+//   whatever mode it reads;
 // - every `node:diagnostics_channel` event popgate publishes (the channel names are read from
 //   src/), as JSON lines: the library's events are what the CLI and server turn into log lines.
 // Nothing changes for a test: no listener, no flowing mode, no extra output.
@@ -32,8 +35,11 @@ function install(logDir) {
       const args = Array.isArray(options?.args) ? options.args.map(String) : [];
       const command = basename(String(options?.file ?? 'unknown'));
       const popgate = args.some((arg) => arg.endsWith('bin/popgate.js'));
+      const node = options?.file === process.execPath || command === 'node' || command === 'npm';
       const tokenPrint = args.includes('token') && args.includes('print');
-      tee(this.stderr, join(logDir, `child-${pid}-${n}-stderr.log`), `${command} stderr (${testFile})`);
+      if (popgate || node) {
+        tee(this.stderr, join(logDir, `child-${pid}-${n}-stderr.log`), `${command} stderr (${testFile})`);
+      }
       if (popgate && !tokenPrint) {
         tee(this.stdout, join(logDir, `child-${pid}-${n}-stdout.log`), `${command} stdout (${testFile})`);
       }
