@@ -24,6 +24,7 @@ export type ProviderId = 'microsoft' | 'google' | 'fastmail' | 'zoho' | 'custom'
 export type FlowName = 'device' | 'browser' | 'client-credentials';
 export type TlsMode = 'implicit' | 'starttls';
 export type MechanismName = 'XOAUTH2' | 'OAUTHBEARER';
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
 
 /** One account, validated and frozen. Secrets are never inline: only paths or commands. */
 export interface AccountConfig {
@@ -37,6 +38,9 @@ export interface AccountConfig {
   readonly revocationEndpoint?: string;
   readonly clientId?: string;
   readonly clientSecretFile?: string;
+  readonly clientAuth?: ClientAuthMethod;
+  readonly privateKeyFile?: string;
+  readonly privateKeyKid?: string;
   readonly scopes?: readonly string[];
   readonly flow?: FlowName;
   readonly allowInsecureHttp: boolean;
@@ -123,6 +127,30 @@ export const ACCOUNT_SETTINGS: readonly SettingSpec[] = [
     group: 'oauth',
     description:
       'file (mode 0600) holding the client secret, for confidential clients and client credentials',
+  },
+  {
+    key: 'client_auth',
+    property: 'clientAuth',
+    type: 'enum',
+    values: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    group: 'oauth',
+    description:
+      'how a confidential client authenticates at the token endpoint (RFC 6749 §2.3.1, RFC 7523 §2.2); defaults to `client_secret_basic` with `client_secret_file`, `private_key_jwt` with `private_key_file`, else none (a public client)',
+  },
+  {
+    key: 'private_key_file',
+    property: 'privateKeyFile',
+    type: 'path',
+    group: 'oauth',
+    description:
+      'unencrypted PEM private key (mode 0600; EC P-256/384/521, RSA ≥ 2048 bits or Ed25519) that signs `private_key_jwt` client assertions',
+  },
+  {
+    key: 'private_key_kid',
+    property: 'privateKeyKid',
+    type: 'string',
+    group: 'oauth',
+    description: '`kid` header of the `private_key_jwt` client assertions, when the provider asks for one',
   },
   {
     key: 'scopes',

@@ -11,7 +11,14 @@ import { deviceFlow } from '../../oauth/flows/device.ts';
 import type { TokenSet } from '../../oauth/token-set.ts';
 import type { CliContext } from '../context.ts';
 import type { RegisterCommand } from './index.ts';
-import { accountFromCli, accountOptionsFor, openTokenManager, tokenDir } from './token.ts';
+import {
+  accountFromCli,
+  accountOptionsFor,
+  openTokens,
+  PASSPHRASE_PROMPT_FLAG,
+  PASSPHRASE_PROMPT_HELP,
+  tokenDir,
+} from './token.ts';
 
 interface LoginFlags {
   account?: string;
@@ -24,6 +31,7 @@ interface LoginFlags {
   allowInsecureHttp?: boolean;
   ca?: string;
   browser?: boolean;
+  passphrasePrompt?: boolean;
 }
 
 /** Opens `url` in the system browser when there is a desktop; false when none could be started. */
@@ -109,9 +117,13 @@ async function login(ctx: CliContext, flags: LoginFlags): Promise<void> {
   }
   const config = await accountFromCli(ctx, flags.account, overrides);
   const account = await resolveAccount(await accountOptionsFor(config, ctx));
-  const manager = openTokenManager(ctx, config);
+  // The key first (a passphrase prompt, a keyring that cannot be used), then the provider: a
+  // login is never thrown away because its tokens cannot be stored.
+  const { manager, keys } = await openTokens(ctx, config, flags);
+  await keys.source.getKey();
   const tokens = await obtain(account, ctx, flags);
   await manager.saveLogin(account, tokens, account.flow);
+  await keys.remember();
   const expiry =
     tokens.expiresAt === undefined
       ? 'no expiry given'
@@ -119,7 +131,7 @@ async function login(ctx: CliContext, flags: LoginFlags): Promise<void> {
   const info = manager.store.info();
   ctx.stderr.write(
     `Logged in account ${account.name} (${expiry}; scopes: ${tokens.scopes.join(' ') || 'as requested'}; refresh token: ${tokens.refreshToken ? 'yes' : 'no'}).\n` +
-      `Tokens are encrypted in ${tokenDir(ctx)} (key: ${info.keySource ?? 'unknown'}).\n`,
+      `Tokens are encrypted in ${tokenDir(ctx)} (key: ${info.keySource ?? 'unknown'}, ${keys.source.description}).\n`,
   );
 }
 
@@ -142,6 +154,7 @@ export const registerLogin: RegisterCommand = (program: Command, ctx: CliContext
     .option('--allow-insecure-http', 'allow http:// endpoints on loopback (tests and local development)')
     .option('--ca <file>', 'extra CA certificate (PEM) for the authorization server')
     .option('--no-browser', 'do not try to open a browser (print the URL; paste the redirect back)')
+    .option(PASSPHRASE_PROMPT_FLAG, PASSPHRASE_PROMPT_HELP)
     .action(async (flags: LoginFlags) => {
       await login(ctx, flags);
     });

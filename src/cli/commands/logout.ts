@@ -5,12 +5,20 @@ import type { Command } from 'commander';
 import { resolveAccount } from '../../oauth/account.ts';
 import type { CliContext } from '../context.ts';
 import type { RegisterCommand } from './index.ts';
-import { accountFromCli, accountOptionsFor, openTokenManager } from './token.ts';
+import {
+  accountFromCli,
+  accountOptionsFor,
+  openTokens,
+  PASSPHRASE_PROMPT_FLAG,
+  PASSPHRASE_PROMPT_HELP,
+} from './token.ts';
 
-async function logout(ctx: CliContext, flags: { account?: string; revoke?: boolean }): Promise<void> {
+type LogoutFlags = { account?: string; revoke?: boolean; passphrasePrompt?: boolean };
+
+async function logout(ctx: CliContext, flags: LogoutFlags): Promise<void> {
   const config = await accountFromCli(ctx, flags.account);
   const account = await resolveAccount(await accountOptionsFor(config, ctx));
-  const manager = openTokenManager(ctx, config);
+  const { manager } = await openTokens(ctx, config, flags);
   const result = await manager.logout(account, { revoke: flags.revoke !== false });
   if (!result.deleted) {
     ctx.stderr.write(`No tokens were stored for account ${account.name}.\n`);
@@ -34,7 +42,8 @@ export const registerLogout: RegisterCommand = (program: Command, ctx: CliContex
     .description('Revoke the refresh token at the provider (RFC 7009), then delete the local tokens')
     .requiredOption('--account <name>', 'the account')
     .option('--no-revoke', 'only delete locally (e.g. when the provider cannot be reached)')
-    .action(async (flags: { account?: string; revoke?: boolean }) => {
+    .option(PASSPHRASE_PROMPT_FLAG, PASSPHRASE_PROMPT_HELP)
+    .action(async (flags: LogoutFlags) => {
       await logout(ctx, flags);
     });
 };

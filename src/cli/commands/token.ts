@@ -2,19 +2,20 @@
 // config account -> library options, the token store and key source, the token manager, and
 // the token source `popgate fetch` uses. Tokens are printed by `token print` only, and never to a
 // terminal unless --force.
-import { lstat, readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.ts';
-import type { ClientAuthOptions, OAuthAccountOptions } from '../../oauth/account.ts';
+import type { OAuthAccountOptions } from '../../oauth/account.ts';
 import { resolveAccount } from '../../oauth/account.ts';
 import { runNotifyCommand } from '../../oauth/notify.ts';
 import { EncryptedFileTokenStore } from '../../oauth/stores/encrypted-file.ts';
-import { KeyFileSource, type KeySource, PassphraseKeySource } from '../../oauth/stores/key-source.ts';
+import type { KeySourceSelection } from '../../oauth/stores/select-key-source.ts';
 import { TokenManager, type TokenStatus } from '../../oauth/token-manager.ts';
+import { clientAuthFor, expandHome } from '../client-auth.ts';
 import { type AccountConfig, loadConfig, mergeAccountSources } from '../config.ts';
 import type { CliContext } from '../context.ts';
+import { type KeySourceFlags, selectCliKeySource } from '../token-key.ts';
 import { setOAuthTokenSource } from './fetch.ts';
 import type { RegisterCommand } from './index.ts';
 
@@ -23,57 +24,31 @@ export function tokenDir(ctx: Pick<CliContext, 'paths'>): string {
   return join(ctx.paths.dataDir, 'tokens');
 }
 
+/** The token manager for CLI commands, its key source choice, and the account's notify command. */
+export interface OpenedTokens {
+  readonly manager: TokenManager;
+  readonly keys: KeySourceSelection;
+}
+
 /**
- * The key protecting the token files: a passphrase through scrypt when POPGATE_PASSPHRASE is
- * set, else a random key file `$XDG_DATA_HOME/popgate/token.key` (0600). An OS keyring is not
- * used: @napi-rs/keyring is not a dependency and needs a Secret Service (see docs/tokens.md).
+ * Opens the encrypted token store with the key source chosen for this run (see token-key.ts)
+ * and the token manager on it. A note about the key (the keyring could not be used) goes to
+ * stderr.
  */
-export function keySourceFor(ctx: Pick<CliContext, 'paths' | 'env'>): KeySource {
-  const passphrase = ctx.env.POPGATE_PASSPHRASE;
-  if (passphrase !== undefined && passphrase !== '') {
-    return new PassphraseKeySource(passphrase, join(ctx.paths.dataDir, 'passphrase.salt'));
-  }
-  return new KeyFileSource(join(ctx.paths.dataDir, 'token.key'));
-}
-
-export function openTokenStore(ctx: Pick<CliContext, 'paths' | 'env'>): EncryptedFileTokenStore {
-  return new EncryptedFileTokenStore({ dir: tokenDir(ctx), keySource: keySourceFor(ctx) });
-}
-
-/** The token manager for CLI commands, with the account's notify command wired in. */
-export function openTokenManager(
-  ctx: Pick<CliContext, 'paths' | 'env'>,
+export async function openTokens(
+  ctx: Pick<CliContext, 'paths' | 'env' | 'stdin' | 'stderr'>,
   account?: AccountConfig,
-): TokenManager {
+  flags: KeySourceFlags = {},
+): Promise<OpenedTokens> {
+  const keys = await selectCliKeySource(ctx, flags);
+  if (keys.note) ctx.stderr.write(`popgate: note: ${keys.note}\n`);
   const notify = account?.notifyCommand;
-  return new TokenManager({
-    store: openTokenStore(ctx),
+  const store = new EncryptedFileTokenStore({ dir: tokenDir(ctx), keySource: keys.source });
+  const manager = new TokenManager({
+    store,
     ...(notify ? { onReauthRequired: (name: string) => runNotifyCommand(notify, name) } : {}),
   });
-}
-
-function expandHome(path: string, ctx: Pick<CliContext, 'env'>): string {
-  return path.startsWith('~/') ? join(ctx.env.HOME ?? homedir(), path.slice(2)) : path;
-}
-
-/** Reads a secret file (client secret), refusing one that others can read. */
-async function readSecretFile(path: string, key: string): Promise<string> {
-  let info: Awaited<ReturnType<typeof lstat>>;
-  try {
-    info = await lstat(path);
-  } catch {
-    throw new ConfigError('ERR_CONFIG_INVALID', `cannot read ${key} ${path}`, { key });
-  }
-  if (!info.isFile() || (info.mode & 0o077) !== 0) {
-    throw new ConfigError(
-      'ERR_CONFIG_INVALID',
-      `${key} ${path} must be a regular file with mode 0600 (run chmod 600 ${path})`,
-      { key },
-    );
-  }
-  const text = (await readFile(path, 'utf8')).trim();
-  if (!text) throw new ConfigError('ERR_CONFIG_INVALID', `${key} ${path} is empty`, { key });
-  return text;
+  return { manager, keys };
 }
 
 /** Maps a validated config account onto the library's explicit options. */
@@ -88,11 +63,7 @@ export async function accountOptionsFor(
       { key: 'client_id' },
     );
   }
-  let clientAuth: ClientAuthOptions = { method: 'none' };
-  if (account.clientSecretFile !== undefined) {
-    const secret = await readSecretFile(expandHome(account.clientSecretFile, ctx), 'client_secret_file');
-    clientAuth = { method: 'client_secret_basic', secret };
-  }
+  const clientAuth = await clientAuthFor(account, ctx);
   const endpoints = {
     ...(account.authorizationEndpoint ? { authorization: account.authorizationEndpoint } : {}),
     ...(account.tokenEndpoint ? { token: account.tokenEndpoint } : {}),
@@ -140,7 +111,7 @@ export async function accountFromCli(
 
 // `popgate fetch` asks the token manager when an account has neither token_command nor token_file.
 setOAuthTokenSource(async (account, ctx) => {
-  const manager = openTokenManager(ctx, account);
+  const { manager } = await openTokens(ctx, account);
   const resolved = await resolveAccount(await accountOptionsFor(account, ctx));
   return async ({ forceRefresh }) => (await manager.getAccessToken(resolved, { forceRefresh })).value;
 });
@@ -169,8 +140,10 @@ function describeStatus(status: TokenStatus, now: number): string {
   return lines.join('\n');
 }
 
-async function statusCommand(ctx: CliContext, flags: { account?: string; json?: boolean }): Promise<void> {
-  const manager = openTokenManager(ctx);
+type StatusFlags = KeySourceFlags & { account?: string; json?: boolean };
+
+async function statusCommand(ctx: CliContext, flags: StatusFlags): Promise<void> {
+  const { manager, keys } = await openTokens(ctx, undefined, flags);
   const store = manager.store;
   const names = new Set<string>();
   if (flags.account) {
@@ -181,7 +154,6 @@ async function statusCommand(ctx: CliContext, flags: { account?: string; json?: 
     for (const name of await store.list()) names.add(name);
   }
   const info = store.info();
-  const keySource = keySourceFor(ctx);
   const statuses: TokenStatus[] = [];
   for (const name of [...names].sort()) statuses.push(await manager.status(name));
   if (flags.json) {
@@ -191,7 +163,8 @@ async function statusCommand(ctx: CliContext, flags: { account?: string; json?: 
           kind: info.kind,
           location: info.location,
           keySource: info.keySource,
-          key: keySource.description,
+          key: keys.source.description,
+          keySelection: { source: keys.kind, reason: keys.reason, note: keys.note ?? null },
         },
         accounts: statuses.map((s) => ({
           account: s.account,
@@ -207,7 +180,7 @@ async function statusCommand(ctx: CliContext, flags: { account?: string; json?: 
     return;
   }
   ctx.stdout.write(
-    `token store: ${info.kind} at ${info.location ?? '(memory)'}, key: ${keySource.description}\n`,
+    `token store: ${info.kind} at ${info.location ?? '(memory)'}\nkey: ${keys.source.description} (${keys.reason})\n`,
   );
   if (statuses.length === 0)
     ctx.stdout.write('no accounts: add one to the config file, then popgate login --account NAME\n');
@@ -215,10 +188,9 @@ async function statusCommand(ctx: CliContext, flags: { account?: string; json?: 
   for (const status of statuses) ctx.stdout.write(`${describeStatus(status, now)}\n`);
 }
 
-async function printCommand(
-  ctx: CliContext,
-  flags: { account?: string; force?: boolean; refresh?: boolean },
-): Promise<void> {
+type PrintFlags = KeySourceFlags & { account?: string; force?: boolean; refresh?: boolean };
+
+async function printCommand(ctx: CliContext, flags: PrintFlags): Promise<void> {
   if (ctx.stdout.isTTY && !flags.force) {
     throw new ConfigError(
       'ERR_CONFIG_INVALID',
@@ -227,21 +199,26 @@ async function printCommand(
     );
   }
   const account = await accountFromCli(ctx, flags.account);
-  const manager = openTokenManager(ctx, account);
+  const { manager } = await openTokens(ctx, account, flags);
   const resolved = await resolveAccount(await accountOptionsFor(account, ctx));
   const token = await manager.getAccessToken(resolved, { forceRefresh: flags.refresh === true });
   ctx.stdout.write(`${token.value}\n`);
 }
 
 /** Refreshes now (rotating the refresh token where the provider does) and reports, never prints, it. */
-async function refreshCommand(ctx: CliContext, flags: { account?: string }): Promise<void> {
+async function refreshCommand(ctx: CliContext, flags: KeySourceFlags & { account?: string }): Promise<void> {
   const account = await accountFromCli(ctx, flags.account);
-  const manager = openTokenManager(ctx, account);
+  const { manager } = await openTokens(ctx, account, flags);
   const resolved = await resolveAccount(await accountOptionsFor(account, ctx));
   await manager.getAccessToken(resolved, { forceRefresh: true });
   const status = await manager.status(resolved.name);
   ctx.stdout.write(`refreshed account ${resolved.name}\n${describeStatus(status, Date.now())}\n`);
 }
+
+/** `--passphrase-prompt`, shared by every command that opens the token store. */
+export const PASSPHRASE_PROMPT_FLAG = '--passphrase-prompt';
+export const PASSPHRASE_PROMPT_HELP =
+  'protect the tokens with a passphrase asked for on the terminal without echo (instead of POPGATE_PASSPHRASE, the keyring or the key file)';
 
 export const registerToken: RegisterCommand = (program: Command, ctx: CliContext) => {
   const token = program
@@ -256,7 +233,8 @@ export const registerToken: RegisterCommand = (program: Command, ctx: CliContext
     )
     .option('--account <name>', 'only this account')
     .option('--json', 'print JSON')
-    .action(async (flags: { account?: string; json?: boolean }) => {
+    .option(PASSPHRASE_PROMPT_FLAG, PASSPHRASE_PROMPT_HELP)
+    .action(async (flags: StatusFlags) => {
       await statusCommand(ctx, flags);
     });
   token
@@ -265,7 +243,8 @@ export const registerToken: RegisterCommand = (program: Command, ctx: CliContext
       'Renew the access token now (the refresh token rotates where the provider rotates it); prints status, never the token',
     )
     .requiredOption('--account <name>', 'the account')
-    .action(async (flags: { account?: string }) => {
+    .option(PASSPHRASE_PROMPT_FLAG, PASSPHRASE_PROMPT_HELP)
+    .action(async (flags: KeySourceFlags & { account?: string }) => {
       await refreshCommand(ctx, flags);
     });
   token
@@ -276,7 +255,8 @@ export const registerToken: RegisterCommand = (program: Command, ctx: CliContext
     .requiredOption('--account <name>', 'the account')
     .option('--refresh', 'refresh now even if the current token is still valid')
     .option('--force', 'print even when stdout is a terminal')
-    .action(async (flags: { account?: string; force?: boolean; refresh?: boolean }) => {
+    .option(PASSPHRASE_PROMPT_FLAG, PASSPHRASE_PROMPT_HELP)
+    .action(async (flags: PrintFlags) => {
       await printCommand(ctx, flags);
     });
 };
