@@ -116,7 +116,28 @@ function relativeLinks(split: SplitMarkdown): Array<{ target: string; line: numb
   return out;
 }
 
-test('every relative link in README.md, docs/ and examples/ points to an existing file', () => {
+/** GitHub's heading anchors of a Markdown file (lower case, punctuation dropped, spaces to -). */
+function anchorsOf(file: string): Set<string> {
+  const seen = new Map<string, number>();
+  const out = new Set<string>();
+  let fenced = false;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (/^\s*(`{3,}|~{3,})/.test(line)) fenced = !fenced;
+    const heading = fenced ? null : /^#{1,6}\s+(.*?)\s*$/.exec(line);
+    if (!heading) continue;
+    const base = heading[1]!
+      .replace(/`/g, '')
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N} _-]/gu, '')
+      .replace(/ /g, '-');
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    out.add(n === 0 ? base : `${base}-${n}`);
+  }
+  return out;
+}
+
+test('every relative link in README.md, docs/ and examples/ points to an existing file and heading', () => {
   const broken: string[] = [];
   let checked = 0;
   for (const file of markdownFiles()) {
@@ -125,7 +146,14 @@ test('every relative link in README.md, docs/ and examples/ points to an existin
       checked++;
       const path = decodeURIComponent(target.replace(/[#?].*$/, ''));
       const resolved = path.startsWith('/') ? join(root, path) : resolve(dirname(file), path);
-      if (!existsSync(resolved)) broken.push(`${relative(root, file)}:${line}: ${target}`);
+      if (!existsSync(resolved)) {
+        broken.push(`${relative(root, file)}:${line}: ${target}`);
+        continue;
+      }
+      const fragment = /#(.+)$/.exec(target)?.[1];
+      if (fragment !== undefined && resolved.endsWith('.md') && !anchorsOf(resolved).has(fragment)) {
+        broken.push(`${relative(root, file)}:${line}: ${target} (no such heading)`);
+      }
     }
   }
   assert.ok(checked > 0, 'no links found: the Markdown scanner is broken');
@@ -173,36 +201,61 @@ export function invocations(text: string): Array<{ words: string[]; flags: strin
   return out;
 }
 
-test('every `popgate COMMAND --flag` in the docs is a flag that command accepts', () => {
+/** What a Markdown text says about the CLI that the CLI does not accept. */
+function cliProblems(text: string, where: string): { problems: string[]; flags: number } {
   const { root: program, find } = commandTable();
   const problems: string[] = [];
-  let checked = 0;
-  for (const file of markdownFiles()) {
-    if (file === join(root, 'docs', 'cli.md')) continue; // generated from the program itself
-    for (const piece of splitMarkdown(readFileSync(file, 'utf8')).code) {
-      for (const { words, flags } of invocations(piece.text)) {
-        const where = `${relative(root, file)}:${piece.line}`;
-        const { command, used } = find(words);
-        if (used === 0) {
-          if (words[0] !== undefined && words[0] !== 'help') {
-            problems.push(`${where}: \`popgate ${words[0]}\` is not a popgate command`);
-          }
-          continue;
+  let flagCount = 0;
+  for (const piece of splitMarkdown(text).code) {
+    for (const { words, flags } of invocations(piece.text)) {
+      const at = `${where}:${piece.line}`;
+      const { command, used } = find(words);
+      if (used === 0) {
+        if (words[0] !== undefined && words[0] !== 'help') {
+          problems.push(`${at}: \`popgate ${words[0]}\` is not a popgate command`);
         }
-        const accepted = new Set([...flagsOf(command), '--help']);
-        if (command === program) accepted.add('--version');
-        for (const flag of flags) {
-          checked++;
-          if (!accepted.has(flag)) {
-            const path = words.slice(0, used).join(' ');
-            problems.push(`${where}: \`popgate ${path}\` has no flag ${flag}`);
-          }
+        continue;
+      }
+      const accepted = new Set([...flagsOf(command), '--help']);
+      if (command === program) accepted.add('--version');
+      for (const flag of flags) {
+        flagCount++;
+        if (!accepted.has(flag)) {
+          problems.push(`${at}: \`popgate ${words.slice(0, used).join(' ')}\` has no flag ${flag}`);
         }
       }
     }
   }
+  return { problems, flags: flagCount };
+}
+
+test('every `popgate COMMAND --flag` in the docs is a flag that command accepts', () => {
+  const problems: string[] = [];
+  let checked = 0;
+  for (const file of markdownFiles()) {
+    if (file === join(root, 'docs', 'cli.md')) continue; // generated from the program itself
+    const found = cliProblems(readFileSync(file, 'utf8'), relative(root, file));
+    problems.push(...found.problems);
+    checked += found.flags;
+  }
   assert.ok(checked > 0, 'no flags found: the invocation scanner is broken');
   assert.deepEqual(problems, [], `docs that do not match the CLI:\n${problems.join('\n')}`);
+});
+
+test('the CLI check catches an unknown flag, an unknown command and a flag of another command', () => {
+  const text = [
+    'Run `popgate fetch --watch --every 5m` or `popgate token print --account a --refresh`.',
+    '```sh',
+    'popgate fetch --bogus',
+    'popgate doctor',
+    'popgate token status --refresh   # --refresh belongs to token print',
+    '```',
+  ].join('\n');
+  assert.deepEqual(cliProblems(text, 'x.md').problems, [
+    'x.md:3: `popgate fetch` has no flag --bogus',
+    'x.md:4: `popgate doctor` is not a popgate command',
+    'x.md:5: `popgate token status` has no flag --refresh',
+  ]);
 });
 
 test('the invocation scanner reads flags per command and stops at shell operators', () => {
