@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { describe, it } from 'node:test';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it, type TestContext } from 'node:test';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { createTokenValidator } from '../../src/auth/index.ts';
 import { TokenValidationError } from '../../src/errors.ts';
 import { AUDIT_CHANNEL, type AuditEvent, createAuditSink } from '../../src/observability/audit.ts';
 import type { Logger } from '../../src/observability/logger.ts';
@@ -265,6 +270,84 @@ describe('AUTH', () => {
     );
     const out = events.find((e) => e.event === 'logout');
     assert.ok(out?.event === 'logout' && out.retr === 1 && out.how === 'quit' && out.bytesOut > 0);
+  });
+});
+
+/** src/auth's real validator over a JWKS file, and a signer for its issuer's tokens. */
+async function realValidator(t: TestContext) {
+  const dir = await mkdtemp(join(tmpdir(), 'popgate-server-auth-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const issuer = 'https://issuer.example.test';
+  const pair = await generateKeyPair('ES256', { extractable: true });
+  const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+  const jwksFile = join(dir, 'jwks.json');
+  await writeFile(jwksFile, JSON.stringify({ keys: [jwk] }));
+  const validator = createTokenValidator({ issuers: [{ issuer, audience: 'pop3', jwksFile }] });
+  const sign = (claims: Record<string, unknown>) =>
+    new SignJWT({ scope: 'pop3 pop3.delete', client_id: 'c1', ...claims })
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1', typ: 'at+jwt' })
+      .setIssuer(issuer)
+      .setAudience('pop3')
+      .setSubject('sub-1')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(pair.privateKey);
+  return { validator, sign };
+}
+
+describe('AUTH with the real token validator (src/auth)', () => {
+  it('a mixed-case SASL user matching the email claim logs in to the lower-case maildrop', async (t) => {
+    const { validator, sign } = await realValidator(t);
+    const s = await startTestServer({ validator });
+    t.after(() => s.close());
+    const token = await sign({ email: 'alice@example.test' });
+    const x = await s.client();
+    assert.match(
+      await x.command(`AUTH XOAUTH2 ${xoauth2('Alice@Example.test', token)}`),
+      /^\+OK Logged in, 2 /,
+    );
+    assert.match(await x.command('STAT'), /^\+OK 2 /);
+    await x.command('QUIT');
+    const o = await s.client();
+    assert.match(
+      await o.command(`AUTH OAUTHBEARER ${oauthbearer('ALICE@EXAMPLE.TEST', token)}`),
+      /^\+OK Logged in, 2 /,
+    );
+  });
+
+  it('an email claim in mixed case names the same lower-case maildrop', async (t) => {
+    const { validator, sign } = await realValidator(t);
+    const s = await startTestServer({ validator });
+    t.after(() => s.close());
+    const c = await s.client();
+    const token = await sign({ email: 'Alice@EXAMPLE.test' });
+    assert.match(
+      await c.command(`AUTH XOAUTH2 ${xoauth2('alice@example.test', token)}`),
+      /^\+OK Logged in, 2 /,
+    );
+  });
+
+  it('still refuses a SASL user that is another user, whatever its case', async (t) => {
+    const { validator, sign } = await realValidator(t);
+    const s = await startTestServer({ validator });
+    t.after(() => s.close());
+    const c = await s.client();
+    const token = await sign({ email: 'alice@example.test' });
+    await c.command(`AUTH XOAUTH2 ${xoauth2('Mallory@Example.test', token)}`);
+    assert.match(await c.command(''), /^-ERR \[AUTH\] .*does not match/);
+    assert.equal(s.store.locked.size, 0, 'no maildrop was opened');
+  });
+
+  it('still refuses a token without the read scope (insufficient_scope)', async (t) => {
+    const { validator, sign } = await realValidator(t);
+    const s = await startTestServer({ validator });
+    t.after(() => s.close());
+    const c = await s.client();
+    const token = await sign({ email: 'alice@example.test', scope: 'profile' });
+    const challenge = await c.command(`AUTH OAUTHBEARER ${oauthbearer('Alice@example.test', token)}`);
+    assert.equal(decode(challenge).status, 'insufficient_scope');
+    assert.match(await c.command('AQ=='), /^-ERR \[AUTH\] .*lacks the scope/);
+    assert.equal(s.store.locked.size, 0, 'no maildrop was opened');
   });
 });
 

@@ -82,7 +82,10 @@ export interface TokenSpec {
   error?: TokenValidationError | Error;
 }
 
-/** A TokenValidator over a table `token -> spec`; unknown tokens are invalid. Counts calls. */
+/**
+ * A TokenValidator over a table `token -> spec` (users in lower case); unknown tokens are
+ * invalid. Counts calls.
+ */
 export class TableValidator implements TokenValidator {
   readonly tokens = new Map<string, TokenSpec>();
   calls = 0;
@@ -92,10 +95,17 @@ export class TableValidator implements TokenValidator {
     const spec = this.tokens.get(token);
     if (!spec) throw new TokenValidationError('ERR_AUTH_INVALID_TOKEN', 'the access token is invalid');
     if (spec.error) throw spec.error;
-    if (context.user !== undefined && context.user !== spec.user) {
+    // The TokenValidator contract, as src/auth's validator keeps it: the read scope is needed,
+    // and the SASL user must equal the token's (email-like) user, compared case-insensitively.
+    const scopes = new Set(spec.scopes ?? ['pop3', 'pop3.delete']);
+    if (!scopes.has('pop3')) {
+      throw new TokenValidationError('ERR_AUTH_SCOPE', 'the token lacks the scope needed to read mail', {
+        requiredScope: 'pop3',
+      });
+    }
+    if (context.user !== undefined && context.user.toLowerCase() !== spec.user) {
       throw new TokenValidationError('ERR_AUTH_USER_MISMATCH', 'user mismatch');
     }
-    const scopes = new Set(spec.scopes ?? ['pop3', 'pop3.delete']);
     return {
       user: spec.user,
       issuer: 'https://issuer.test',
