@@ -35,7 +35,20 @@ export type {
 } from './providers/types.ts';
 export { type EncryptedFileStoreOptions, EncryptedFileTokenStore } from './stores/encrypted-file.ts';
 export { KeyFileSource, type KeySource, PassphraseKeySource, type StoreKey } from './stores/key-source.ts';
+export {
+  KeyringKeySource,
+  type KeyringKeySourceOptions,
+  type KeyringModule,
+  type KeyringProbe,
+} from './stores/keyring-key-source.ts';
 export { MemoryTokenStore } from './stores/memory.ts';
+export {
+  type KeySourceKind,
+  type KeySourceSelection,
+  type KeySourceSelectionOptions,
+  parseKeySourceKind,
+  selectKeySource,
+} from './stores/select-key-source.ts';
 export type { StoredTokens, TokenStore, TokenStoreInfo } from './stores/types.ts';
 export {
   type AccessToken,

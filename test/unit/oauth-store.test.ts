@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import { isPopgateError } from '../../src/errors.ts';
 import { EncryptedFileTokenStore } from '../../src/oauth/stores/encrypted-file.ts';
 import { KeyFileSource, PassphraseKeySource } from '../../src/oauth/stores/key-source.ts';
+import { KeyringKeySource, type KeyringModule } from '../../src/oauth/stores/keyring-key-source.ts';
 import { MemoryTokenStore } from '../../src/oauth/stores/memory.ts';
 import type { StoredTokens, TokenStore } from '../../src/oauth/stores/types.ts';
 import { tempDir } from '../helpers/oidc.ts';
@@ -39,6 +40,23 @@ const factories: Record<string, () => Promise<Fixture>> = {
       keySource: new KeyFileSource(join(dir, 'key')),
     });
     return { store, cleanup };
+  },
+  'encrypted file, keyring (in-memory stand-in for @napi-rs/keyring)': async () => {
+    const { dir, cleanup } = await tempDir();
+    const entries = new Map<string, string>();
+    const module: KeyringModule = {
+      AsyncEntry: class {
+        readonly #id: string;
+        constructor(service: string, user: string) {
+          this.#id = `${service}/${user}`;
+        }
+        getPassword = async () => entries.get(this.#id) ?? null;
+        setPassword = async (value: string) => void entries.set(this.#id, value);
+        deleteCredential = async () => entries.delete(this.#id);
+      },
+    };
+    const keySource = new KeyringKeySource({ load: async () => module });
+    return { store: new EncryptedFileTokenStore({ dir: join(dir, 'tokens'), keySource }), cleanup };
   },
   'encrypted file, passphrase': async () => {
     const { dir, cleanup } = await tempDir();
