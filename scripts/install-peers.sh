@@ -6,11 +6,13 @@
 # policy-rc.d that exits 101 stops that during the install, and any system instance is stopped and
 # disabled afterwards. Tests start their own unprivileged instances (test/helpers/dovecot.ts) and
 # never rely on the system one. PostgreSQL likewise: tests make throwaway clusters.
+# dbus + gnome-keyring: the OS keyring test runs its own session (dbus-run-session) with an
+# unlocked gnome-keyring-daemon; no system or user service is started.
 #
 # INSTALL_PEERS_FORCE=1 runs the install path even when everything is present (to check it).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-packages=(dovecot-core dovecot-pop3d curl mutt fetchmail getmail6 chromium tmux openssl python3 postgresql-15 iproute2)
+packages=(dovecot-core dovecot-pop3d curl mutt fetchmail getmail6 chromium tmux openssl python3 postgresql-15 iproute2 dbus gnome-keyring)
 
 missing=()
 for p in "${packages[@]}"; do
