@@ -17,6 +17,7 @@ import {
   startTestAuthorizationServer,
   tempDir,
 } from '../helpers/oidc.ts';
+import { appendTestLog } from '../helpers/test-log.ts';
 
 let as: AuthorizationServer;
 let home: { dir: string; cleanup: () => Promise<void> };
@@ -71,6 +72,9 @@ async function run(
   const code = await main(args, ctx);
   await approval;
   everything.push(stdout.text, stderr.text);
+  appendTestLog('oauth-cli-stderr', stderr.text);
+  // The stdout of `token print` is the token by design; every other stdout goes to the run's scan.
+  if (!(args[0] === 'token' && args[1] === 'print')) appendTestLog('oauth-cli-stdout', stdout.text);
   return { code, stdout: stdout.text, stderr: stderr.text };
 }
 

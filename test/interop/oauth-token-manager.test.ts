@@ -28,6 +28,7 @@ import {
   startTestAuthorizationServer,
   tempDir,
 } from '../helpers/oidc.ts';
+import { appendTestLog } from '../helpers/test-log.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
 let as: AuthorizationServer;
@@ -82,6 +83,7 @@ before(async () => {
 after(async () => {
   await as.stop();
   // The secret scan: no token issued during this file reached a log line or an error message.
+  appendTestLog('oauth-token-manager', [...logLines, ...errorTexts].join('\n'));
   assert.ok(issued.size > 10, 'the scan must have tokens to look for');
   for (const secret of issued) {
     for (const line of [...logLines, ...errorTexts]) {
