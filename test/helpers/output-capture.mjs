@@ -2,9 +2,9 @@
 // so that the secret scan reads what the tests' children and the library emit even when a test
 // keeps that output in a string (asserting on it, printing it only on failure):
 // - the stderr (logs, error messages) of every child running popgate code: `popgate` CLI
-//   children (pino of `popgate serve`, CLI errors) and node children, spawned with a pipe;
-//   and the stdout of popgate CLI children except `popgate token print`, whose stdout is the
-//   token by design. Third-party peers (curl, mutt, python3, ...) are left out: their traces
+//   children (pino of `popgate serve`, CLI errors), node children and the demo (`npm start`),
+//   spawned with a pipe; and the stdout of popgate CLI children and the demo, except
+//   `popgate token print`, whose stdout is the token by design. Third-party peers (curl, mutt, python3, ...) are left out: their traces
 //   echo the credentials the test handed them (`curl -v` prints the AUTH line it sent).
 //   The tee wraps the stream's `push`, so the test still reads every byte, in order, in
 //   whatever mode it reads;
@@ -34,7 +34,8 @@ function install(logDir) {
       const n = ++children;
       const args = Array.isArray(options?.args) ? options.args.map(String) : [];
       const command = basename(String(options?.file ?? 'unknown'));
-      const popgate = args.some((arg) => arg.endsWith('bin/popgate.js'));
+      // `npm start` is the demo: popgate's own narrative on stdout.
+      const popgate = args.some((arg) => arg.endsWith('bin/popgate.js')) || command === 'npm';
       const node = options?.file === process.execPath || command === 'node' || command === 'npm';
       const tokenPrint = args.includes('token') && args.includes('print');
       if (popgate || node) {
