@@ -3,5 +3,7 @@
 // committed file is current.
 import { writeFileSync } from 'node:fs';
 import { renderConfigDoc } from '../src/cli/config-doc.ts';
+import { docContext } from '../src/cli/doc-context.ts';
+import { buildProgram } from '../src/cli/main.ts';
 
-writeFileSync(new URL('../docs/configuration.md', import.meta.url), renderConfigDoc());
+writeFileSync(new URL('../docs/configuration.md', import.meta.url), renderConfigDoc(buildProgram(docContext())));

@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { envNameFor, flagNameFor } from './config.ts';
 import { ACCOUNT_SETTINGS, type SettingSpec } from './config-schema.ts';
 
@@ -13,8 +14,28 @@ function typeLabel(spec: SettingSpec): string {
   return spec.type;
 }
 
-/** The configuration reference as Markdown, generated from ACCOUNT_SETTINGS. */
-export function renderConfigDoc(): string {
+/** The commands (e.g. `login`, `token print`) that accept `flag`. */
+function commandsAccepting(program: Command, flag: string, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const command of program.commands) {
+    const name = `${prefix}${command.name()}`;
+    if (command.options.some((option) => option.long === flag)) out.push(name);
+    out.push(...commandsAccepting(command, flag, `${name} `));
+  }
+  return out;
+}
+
+function flagCell(program: Command, spec: SettingSpec): string {
+  const flag = flagNameFor(spec);
+  const commands = commandsAccepting(program, flag);
+  return commands.length === 0 ? '—' : `\`${flag}\` (${commands.join(', ')})`;
+}
+
+/**
+ * The configuration reference as Markdown, generated from ACCOUNT_SETTINGS and, for the flag
+ * column, from the commands that really accept each flag.
+ */
+export function renderConfigDoc(program: Command): string {
   let out = `# Configuration reference
 
 <!-- Generated from src/cli/config-schema.ts by \`npm run docs:config\`; do not edit by hand. -->
@@ -40,7 +61,7 @@ The \`[server]\` table configures \`popgate serve\`; see [server.md](server.md).
     out += `\n## ${GROUP_TITLES[group]}\n\n| key | type | env var | flag | default | meaning |\n|---|---|---|---|---|---|\n`;
     for (const spec of ACCOUNT_SETTINGS.filter((s) => s.group === group)) {
       const def = spec.defaultValue === undefined ? '' : `\`${String(spec.defaultValue)}\``;
-      out += `| \`${spec.key}\` | ${typeLabel(spec)} | \`${envNameFor(spec)}\` | \`${flagNameFor(spec)}\` | ${def} | ${spec.description} |\n`;
+      out += `| \`${spec.key}\` | ${typeLabel(spec)} | \`${envNameFor(spec)}\` | ${flagCell(program, spec)} | ${def} | ${spec.description} |\n`;
     }
   }
   return out;

@@ -11,6 +11,7 @@ import type { Writable } from 'node:stream';
 import { type AuthorizationServer, startAuthorizationServer } from '../devtools/authorization-server.ts';
 import { createDevCa } from '../devtools/certs.ts';
 import { PopgateError } from '../errors.ts';
+import { openInBrowser } from '../oauth/open-browser.ts';
 import { type RunOptions, runPopgate, startPopgate } from './children.ts';
 import { freeLoopbackPort, waitForLine } from './net.ts';
 import { demoMessages, lateMessage } from './seed-messages.ts';
@@ -195,7 +196,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         if (code && !approved) {
           approved = true;
           if (options.interactive) {
-            say('      (approve it in your browser; the demo login accepts any name, use demo@example.test)');
+            const page = `${authServer.issuer}/device?user_code=${encodeURIComponent(code)}`;
+            const opened = openInBrowser(page);
+            say(
+              `      (${opened ? 'opened the page in your browser' : `open ${page} in a browser`}; sign in as ${USER} and allow; the browser must trust ${ca.caCertPath})`,
+            );
           } else {
             say(
               `      (no person at a terminal: the demo approves code ${code} as ${USER} through the provider's own pages)`,
@@ -293,16 +298,19 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     if (options.keepRunning) {
       say('\n--keep-running: the authorization server and POP3 server stay up.');
       say(
-        `   mutt:  set pop_host="pops://${USER}@localhost:${popPort}"; set pop_authenticators="oauthbearer"`,
+        `   env:   export XDG_CONFIG_HOME=${dirs.config} XDG_DATA_HOME=${dirs.data} XDG_STATE_HOME=${dirs.state} NODE_EXTRA_CA_CERTS=${ca.caCertPath}`,
       );
       say(
-        `          set pop_oauth_refresh_command="popgate token print --account ${ACCOUNT}"   (with the env below)`,
+        `   mutt:  set pop_host="pops://${USER}@localhost:${popPort}"; set pop_authenticators="oauthbearer"; set ssl_ca_certificates_file="${ca.caCertPath}"`,
       );
       say(
-        `   curl:  curl --cacert ${ca.caCertPath} --oauth2-bearer "$(popgate token print --account ${ACCOUNT} --force)" -u ${USER}: pops://localhost:${popPort}/`,
+        `          set pop_oauth_refresh_command="popgate token print --account ${ACCOUNT}"   (with the env above)`,
       );
       say(
-        `   env:   XDG_CONFIG_HOME=${dirs.config} XDG_DATA_HOME=${dirs.data} XDG_STATE_HOME=${dirs.state} NODE_EXTRA_CA_CERTS=${ca.caCertPath}`,
+        `   Thunderbird: import ${ca.caCertPath} as a trusted CA; add a POP3 account ${USER}, server localhost, port ${popPort}, SSL/TLS, authentication OAuth2 (Thunderbird knows only its built-in providers' OAuth settings, so use mutt or curl for this local issuer)`,
+      );
+      say(
+        `   curl:  curl --cacert ${ca.caCertPath} --oauth2-bearer "$(popgate token print --account ${ACCOUNT} --force)" -u ${USER}: pop3s://localhost:${popPort}/`,
       );
       say(`   metrics: http://127.0.0.1:${metricsPort}/metrics`);
       say('Press Ctrl-C to stop (the account stays logged in; nothing is removed).');

@@ -266,7 +266,7 @@ async function serve(flags: ServeFlags, ctx: CliContext): Promise<void> {
         .reloadTls()
         .catch((error) =>
           logger.error(
-            { code: isPopgateError(error) ? error.code : undefined, msg: (error as Error).message },
+            { code: isPopgateError(error) ? error.code : undefined, reason: (error as Error).message },
             'TLS reload failed',
           ),
         );
