@@ -244,3 +244,48 @@ export function maildropScript(opts: MaildropScriptOptions): FakeScript {
     }
   };
 }
+
+export interface HeldRetrStats {
+  /** Most RETRs the server held unanswered at once. */
+  maxHeld: number;
+  /** RETRs answered. */
+  answered: number;
+}
+
+/**
+ * A well-behaved maildrop that answers RETR only while it holds at least `minHeld` unanswered
+ * RETRs, or once every message has been asked for. Only a client that keeps `minHeld` RETRs in
+ * flight gets answers; one that waits for each answer before the next RETR gets none (its
+ * command times out). Expects each message to be retrieved once, and only RETRs meanwhile.
+ */
+export function heldRetrScript(
+  opts: MaildropScriptOptions & { minHeld: number; stats?: HeldRetrStats },
+): FakeScript {
+  const held: number[] = [];
+  let received = 0;
+  const total = opts.messages.length;
+  const stats = opts.stats ?? { maxHeld: 0, answered: 0 };
+  return maildropScript({
+    ...opts,
+    on: (verb, args, s) => {
+      if (verb !== 'RETR') return opts.on ? opts.on(verb, args, s) : false;
+      if (held.length > 0 && received === total) throw new Error('more RETRs than messages');
+      held.push(Number(args[0]));
+      received += 1;
+      stats.maxHeld = Math.max(stats.maxHeld, held.length);
+      while (held.length >= opts.minHeld || (received === total && held.length > 0)) {
+        const n = held.shift()!;
+        const message = opts.messages[n - 1];
+        if (message === undefined) {
+          s.write('-ERR no such message\r\n');
+          continue;
+        }
+        const wire = message.replace(/\r?\n/g, '\r\n');
+        const size = Buffer.byteLength(wire === '' || wire.endsWith('\r\n') ? wire : `${wire}\r\n`, 'latin1');
+        s.write(`+OK ${size} octets\r\n${stuff(message)}`);
+        stats.answered += 1;
+      }
+      return true;
+    },
+  });
+}
