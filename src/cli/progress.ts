@@ -65,11 +65,15 @@ export function summaryLine(r: RunAccountReport): string {
 
 class Rate {
   readonly #start = Date.now();
+  /** Byte rate of retrieval; ETA from whichever is behind, retrieval or delivery. */
   eta(p: SyncProgress): { rate: number; eta: number } {
     const seconds = Math.max(0.001, (Date.now() - this.#start) / 1000);
     const rate = p.bytesDone / seconds;
-    const eta = rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Number.POSITIVE_INFINITY;
-    return { rate, eta };
+    const byBytes = rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Number.POSITIVE_INFINITY;
+    const perMessage = p.messagesDone / seconds;
+    const byMessages =
+      perMessage > 0 ? (p.messagesTotal - p.messagesDone) / perMessage : Number.POSITIVE_INFINITY;
+    return { rate, eta: p.messagesTotal === 0 ? 0 : Math.max(byBytes, byMessages) };
   }
 }
 
@@ -79,12 +83,10 @@ function writeFailures(ctx: CliContext, r: RunAccountReport): void {
 }
 
 class TtyReporter implements FetchReporter {
-  readonly #ctx: CliContext;
   readonly #multi: cliProgress.MultiBar;
-  readonly #bars = new Map<string, { bar: cliProgress.SingleBar; rate: Rate }>();
+  readonly #bars = new Map<string, { bar: cliProgress.SingleBar; rate: Rate; done: boolean }>();
 
   constructor(ctx: CliContext) {
-    this.#ctx = ctx;
     this.#multi = new cliProgress.MultiBar(
       {
         stream: ctx.stderr,
@@ -102,10 +104,12 @@ class TtyReporter implements FetchReporter {
     if (p.phase === 'listing') return;
     let entry = this.#bars.get(p.account);
     if (!entry) {
-      entry = { bar: this.#multi.create(p.messagesTotal, 0, {}), rate: new Rate() };
+      entry = { bar: this.#multi.create(p.messagesTotal, 0, {}), rate: new Rate(), done: false };
       this.#bars.set(p.account, entry);
     }
     const { rate, eta } = entry.rate.eta(p);
+    if (p.phase === 'done') entry.done = true;
+    else if (entry.done) return;
     entry.bar.setTotal(Math.max(1, p.messagesTotal));
     entry.bar.update(p.messagesTotal === 0 ? 1 : p.messagesDone, {
       account: p.account,
@@ -117,17 +121,24 @@ class TtyReporter implements FetchReporter {
   }
 
   done(r: RunAccountReport): void {
-    this.#multi.log(`${summaryLine(r)}\n`);
-    writeFailures(this.#ctx, r);
+    this.#log(`${summaryLine(r)}\n`);
+    for (const f of r.failed)
+      this.#log(`popgate: ${r.account}: message ${f.uidl}: ${f.error.message} (${f.error.code})\n`);
   }
 
   failed(account: string, error: unknown): void {
     const { code, message } = errorFields(error);
-    this.#multi.log(`popgate: ${account}: ${message} (${code})\n`);
+    this.#log(`popgate: ${account}: ${message} (${code})\n`);
   }
 
   note(message: string): void {
-    this.#multi.log(`${message}\n`);
+    this.#log(`${message}\n`);
+  }
+
+  /** Lines above the bars; MultiBar prints its log on the next redraw, so force one. */
+  #log(line: string): void {
+    this.#multi.log(line);
+    this.#multi.update();
   }
 
   close(): void {

@@ -14,6 +14,7 @@ import type { UidlState } from './state.ts';
 export interface SyncProgress {
   readonly account: string;
   readonly phase: 'listing' | 'fetching' | 'deleting' | 'done';
+  /** Messages delivered (or failed) so far; bytes count what was retrieved. */
   readonly messagesDone: number;
   readonly messagesTotal: number;
   readonly bytesDone: number;
@@ -98,7 +99,8 @@ export async function recoverIntents(
 export async function syncAccount(session: MailboxSession, options: SyncOptions): Promise<SyncReport> {
   const { account, state, sink } = options;
   const now = options.now ?? Date.now;
-  const batchMessages = options.batchMessages ?? 256;
+  // A delivery command runs per message anyway: hand each over as soon as it is staged.
+  const batchMessages = sink.kind === 'command' ? 1 : (options.batchMessages ?? 256);
   const batchBytes = options.batchBytes ?? 8 * 1024 * 1024;
   const { recovered, redone } = await recoverIntents(state, sink, now());
 
@@ -138,50 +140,61 @@ export async function syncAccount(session: MailboxSession, options: SyncOptions)
   let batchSize = 0;
   const commit = (items: Staged[]) => {
     chain = chain.then(async () => {
-      if (fatal !== undefined) {
-        for (const s of items) await sink.discard(s);
-        return;
-      }
-      try {
-        const firstSeen = now();
-        const announce = (intents: readonly Intent[]) =>
-          state.recordIntents(
-            intents.map((intent) => {
-              const s = items.find((item) => item.info.uidl === intent.uidl);
-              const key: PendingKey = {
-                k: intent.key,
-                ...(s ? { s: s.info.size } : {}),
-                ...(s?.messageId ? { m: s.messageId } : {}),
-              };
-              return { uidl: intent.uidl, key };
-            }),
-          );
-        const outcomes = await sink.publish(items, announce);
-        const ok = items.filter((_, i) => outcomes[i]?.ok);
-        await state.recordDelivered(
-          ok.map((s) => {
-            const entry = { uidl: s.info.uidl, firstSeen, size: s.info.size };
-            return s.messageId === undefined ? entry : { ...entry, messageId: s.messageId };
-          }),
-        );
-        fetched += ok.length;
-        bytes += ok.reduce((sum, s) => sum + s.bytes, 0);
-        const bad: string[] = [];
-        for (const [i, outcome] of outcomes.entries()) {
-          if (outcome.ok) continue;
-          const uidl = items[i]!.info.uidl;
-          bad.push(uidl);
-          failed.push({ uidl, error: outcome.error });
-          // A broken destination (disk full, permissions) stops the run; a failing delivery
-          // command is per message.
-          if (sink.kind !== 'command' && fatal === undefined) fatal = outcome.error;
-        }
-        if (bad.length > 0) await state.abandonIntents(bad);
-      } catch (error) {
-        if (fatal === undefined) fatal = error;
-        for (const s of items) await sink.discard(s).catch(() => undefined);
+      if (sink.kind !== 'command') return publishGroup(items);
+      // A delivery command takes messages one at a time: on a stop signal, the one running
+      // finishes and the staged rest is discarded (fetched again next run).
+      for (const item of items) {
+        if (options.signal?.aborted) await sink.discard(item);
+        else await publishGroup([item]);
       }
     });
+  };
+  const publishGroup = async (items: Staged[]) => {
+    if (fatal !== undefined) {
+      for (const s of items) await sink.discard(s);
+      return;
+    }
+    try {
+      const firstSeen = now();
+      const announce = (intents: readonly Intent[]) =>
+        state.recordIntents(
+          intents.map((intent) => {
+            const s = items.find((item) => item.info.uidl === intent.uidl);
+            const key: PendingKey = {
+              k: intent.key,
+              ...(s ? { s: s.info.size } : {}),
+              ...(s?.messageId ? { m: s.messageId } : {}),
+            };
+            return { uidl: intent.uidl, key };
+          }),
+        );
+      const outcomes = await sink.publish(items, announce);
+      const ok = items.filter((_, i) => outcomes[i]?.ok);
+      await state.recordDelivered(
+        ok.map((s) => {
+          const entry = { uidl: s.info.uidl, firstSeen, size: s.info.size };
+          return s.messageId === undefined ? entry : { ...entry, messageId: s.messageId };
+        }),
+      );
+      fetched += ok.length;
+      bytes += ok.reduce((sum, s) => sum + s.bytes, 0);
+      const bad: string[] = [];
+      for (const [i, outcome] of outcomes.entries()) {
+        if (outcome.ok) continue;
+        const uidl = items[i]!.info.uidl;
+        bad.push(uidl);
+        failed.push({ uidl, error: outcome.error });
+        // A broken destination (disk full, permissions) stops the run; a failing delivery
+        // command is per message.
+        if (sink.kind !== 'command' && fatal === undefined) fatal = outcome.error;
+      }
+      if (bad.length > 0) await state.abandonIntents(bad);
+      messagesDone += items.length;
+      report({ phase: 'fetching', messagesDone, messagesTotal: wanted.length, bytesDone, bytesTotal });
+    } catch (error) {
+      if (fatal === undefined) fatal = error;
+      for (const s of items) await sink.discard(s).catch(() => undefined);
+    }
   };
   const flush = () => {
     if (batch.length === 0) return;
@@ -209,7 +222,6 @@ export async function syncAccount(session: MailboxSession, options: SyncOptions)
         });
         batch.push(staged);
         batchSize += staged.bytes;
-        messagesDone++;
         bytesDone += message.size;
         report({ phase: 'fetching', messagesDone, messagesTotal: wanted.length, bytesDone, bytesTotal });
         if (batch.length >= batchMessages || batchSize >= batchBytes) flush();
@@ -247,7 +259,14 @@ export async function syncAccount(session: MailboxSession, options: SyncOptions)
     report({ phase: 'deleting', messagesDone, messagesTotal: wanted.length, bytesDone, bytesTotal });
     await session.delete(toDelete.map((m) => m.number));
   }
-  await session.quit();
+  try {
+    await session.quit();
+  } catch (error) {
+    // Without deletions a failed QUIT changes nothing: every message is delivered and recorded.
+    // With deletions, the server may not have removed them; the next run deletes them again.
+    session.destroy();
+    if (toDelete.length > 0) throw error;
+  }
   if (toDelete.length > 0) await state.recordExpunged(toDelete.map((m) => m.uidl));
   if (state.recordCount > 2 * state.size + 1000) await state.compact();
   report({ phase: 'done', messagesDone, messagesTotal: wanted.length, bytesDone, bytesTotal });

@@ -210,7 +210,8 @@ async function fetchRound(
         const report = await fetchOne(next, flags, ctx, reporter, signal);
         reporter.done(report);
         loginDelaySeconds = Math.max(loginDelaySeconds, report.loginDelaySeconds ?? 0);
-        codes.push(report.failed.length > 0 ? EXIT.TEMPFAIL : EXIT.OK);
+        // A failed delivery or a run stopped by a signal leaves mail for later: temporary.
+        codes.push(report.failed.length > 0 || report.stopped ? EXIT.TEMPFAIL : EXIT.OK);
       } catch (error) {
         const code = exitCodeFor(error);
         if (isPopgateError(error, 'ERR_POP3_LOGIN_DELAY'))
