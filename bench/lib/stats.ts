@@ -3,6 +3,11 @@
 
 export interface Contender {
   readonly name: string;
+  /**
+   * Measured rounds for a contender too slow to repeat (default: all). A capped contender
+   * skips the warm-up and runs in the first `maxRounds` measured rounds only.
+   */
+  readonly maxRounds?: number;
   /** One full run; resolves with the payload octets and messages it moved. */
   run(): Promise<{ bytes: number; messages: number }>;
 }
@@ -39,6 +44,7 @@ export async function runInterleaved(
   for (let round = 0; round <= rounds; round++) {
     const order = contenders.map((_, i) => contenders[(i + round) % contenders.length]!);
     for (const c of order) {
+      if (c.maxRounds !== undefined && (round === 0 || round > c.maxRounds)) continue;
       const start = process.hrtime.bigint();
       const { bytes, messages } = await c.run();
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;

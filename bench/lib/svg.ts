@@ -2,6 +2,8 @@
 
 export interface ChartGroup {
   readonly label: string;
+  /** Unit of this group's values (default: the chart's). */
+  readonly unit?: string;
   readonly bars: ReadonlyArray<{ readonly name: string; readonly value: number }>;
 }
 
@@ -25,12 +27,13 @@ export function barChartSvg(title: string, unit: string, groups: readonly ChartG
     parts.push(`<text x="10" y="${y}" font-weight="bold">${esc(g.label)}</text>`);
     y += 10;
     const max = Math.max(...g.bars.map((b) => b.value), 1e-9);
+    const groupUnit = g.unit ?? unit;
     for (const b of g.bars) {
       const w = Math.max(1, ((width - labelW - 90) * b.value) / max);
       parts.push(
         `<text x="${labelW - 8}" y="${y + barH - 5}" text-anchor="end">${esc(b.name)}</text>`,
         `<rect x="${labelW}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${color(b.name)}"/>`,
-        `<text x="${(labelW + w + 6).toFixed(1)}" y="${y + barH - 5}">${b.value.toFixed(1)} ${esc(unit)}</text>`,
+        `<text x="${(labelW + w + 6).toFixed(1)}" y="${y + barH - 5}">${b.value.toFixed(1)} ${esc(groupUnit)}</text>`,
       );
       y += barH + gap;
     }
