@@ -1,7 +1,7 @@
 /**
- * Where the token store's 256-bit key comes from. Pluggable: a key file (default), a passphrase
- * through scrypt, or an OS keyring adapter supplied by the caller (`@napi-rs/keyring` is not a
- * dependency: it needs a Secret Service on D-Bus, which headless machines lack).
+ * Where the token store's 256-bit key comes from. Pluggable: a key file, a passphrase through
+ * scrypt, or the OS keyring (keyring-key-source.ts, over the optional `@napi-rs/keyring`);
+ * select-key-source.ts chooses among them.
  */
 import { createHmac, randomBytes, type ScryptOptions, scrypt as scryptCallback } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
