@@ -108,7 +108,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     NODE_EXTRA_CA_CERTS: ca.caCertPath,
     POPGATE_CONFIG: join(dirs.config, 'popgate', 'config.toml'),
   };
+  // The demo reads its own token store to show rotation, so it pins the key file (never the
+  // user's OS keyring, which would also keep an entry after the demo is gone).
   delete childEnv.POPGATE_PASSPHRASE;
+  childEnv.POPGATE_KEY_SOURCE = 'file';
   const indent =
     (prefix: string): NonNullable<RunOptions['onLine']> =>
     (line) =>
