@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.ts';
 import { registerDemo } from './demo.ts';
 import { registerDeliver } from './deliver.ts';
+import { registerDoctor } from './doctor.ts';
 import { registerFetch } from './fetch.ts';
+import { registerInit } from './init.ts';
 import { registerLogin } from './login.ts';
 import { registerLogout } from './logout.ts';
 import { registerServe } from './serve.ts';
@@ -17,7 +19,9 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerLogin,
   registerLogout,
   registerToken,
+  registerInit,
   registerFetch,
+  registerDoctor,
   registerDeliver,
   registerServe,
 ];

@@ -1,0 +1,106 @@
+// `popgate doctor` against a real Dovecot: a healthy account reports DNS, TCP, TLS, CAPA, the
+// token and file modes as ok; a wrong CA, an expired token and a loose token file are each named
+// with the fix, and the exit code says which kind of problem it is.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, test } from 'node:test';
+import type { CliContext } from '../../src/cli/context.ts';
+import { main } from '../../src/cli/main.ts';
+import { resolvePaths } from '../../src/cli/paths.ts';
+import { createDevCa } from '../../src/devtools/certs.ts';
+import { type DovecotInstance, startDovecot } from '../helpers/dovecot.ts';
+import { requirePeer } from '../helpers/peers.ts';
+
+const USER = 'doctor@example.test';
+let shared: Promise<DovecotInstance> | undefined;
+function dovecot(): Promise<DovecotInstance> {
+  shared ??= startDovecot({ users: [USER] });
+  return shared;
+}
+after(async () => {
+  if (shared) await (await shared).stop();
+});
+
+async function run(
+  t: { after(fn: () => Promise<void>): void },
+  account: Record<string, string | number>,
+): Promise<{ code: number; out: string }> {
+  const home = await mkdtemp(join(tmpdir(), 'popgate-doctor-'));
+  t.after(() => rm(home, { recursive: true, force: true }));
+  const env = {
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, 'config'),
+    XDG_STATE_HOME: join(home, 'state'),
+    XDG_DATA_HOME: join(home, 'data'),
+  };
+  const paths = resolvePaths(env);
+  const toml = Object.entries(account)
+    .map(([k, v]) => `${k} = ${typeof v === 'number' ? v : JSON.stringify(v.replace('HOME', home))}`)
+    .join('\n');
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(join(home, 'config', 'popgate'), { recursive: true });
+  await writeFile(paths.configFile, `[accounts.box]\n${toml}\n`);
+  const stdout = new PassThrough();
+  let out = '';
+  stdout.on('data', (c: Buffer) => (out += c.toString()));
+  const ctx: CliContext = {
+    env,
+    paths,
+    stdout,
+    stderr: new PassThrough(),
+    stdin: new PassThrough(),
+    exitCode: 0,
+  };
+  const d = await dovecot();
+  await writeFile(join(home, 'ca.pem'), d.caCertPem);
+  await writeFile(join(home, 'token'), await d.mintToken(USER, { claims: { scope: 'pop3' } }), {
+    mode: 0o600,
+  });
+  const code = await main(['doctor'], ctx);
+  return { code, out };
+}
+
+function base(d: DovecotInstance): Record<string, string | number> {
+  return { user: USER, host: '127.0.0.1', port: d.popsPort, ca: 'HOME/ca.pem', token_file: 'HOME/token' };
+}
+
+test('doctor: a healthy account passes every check', async (t) => {
+  if (!requirePeer(t, 'dovecot')) return;
+  const d = await dovecot();
+  const { code, out } = await run(t, base(d));
+  t.diagnostic(out);
+  assert.equal(code, 0, out);
+  for (const check of ['dns', 'tcp', 'tls', 'capa', 'token'])
+    assert.match(out, new RegExp(`^  ${check}\\s+ok`, 'm'));
+  assert.match(out, /TLSv1\.[23]/);
+  assert.match(out, /SASL .*OAUTHBEARER.*PIPELINING yes; UIDL yes/);
+  assert.match(out, /scopes: pop3/);
+  assert.match(out, /no problems found/);
+});
+
+test('doctor: an untrusted certificate is a failure with the fix (exit 78)', async (t) => {
+  if (!requirePeer(t, 'dovecot')) return;
+  const d = await dovecot();
+  const home = await mkdtemp(join(tmpdir(), 'popgate-doctor-ca-'));
+  t.after(() => rm(home, { recursive: true, force: true }));
+  const other = await createDevCa(home);
+  const bad = await run(t, { ...base(d), ca: other.caCertPath });
+  assert.equal(bad.code, 78, bad.out);
+  assert.match(bad.out, /tls\s+FAIL .*NOT trusted/);
+  assert.match(bad.out, /fix: if the server uses a private CA, set ca =/);
+});
+
+test('doctor: a loose token file is named with chmod 600', async (t) => {
+  if (!requirePeer(t, 'dovecot')) return;
+  const d = await dovecot();
+  const home = await mkdtemp(join(tmpdir(), 'popgate-doctor-tok-'));
+  t.after(() => rm(home, { recursive: true, force: true }));
+  await writeFile(join(home, 'loose'), await d.mintToken(USER), { mode: 0o644 });
+  const { code, out } = await run(t, { ...base(d), token_file: join(home, 'loose') });
+  assert.notEqual(code, 0);
+  assert.match(out, /token\s+FAIL .*readable by others/);
+  assert.match(out, /chmod 600/);
+});
