@@ -75,8 +75,12 @@ export interface CommandContext {
   err(text: string, code?: string): void;
   /** `+OK first`, the lines (dot-stuffed), then the terminating `.`. */
   multiline(first: string, lines: Iterable<string>): void;
-  /** `+OK first`, the message stream dot-stuffed, then the terminator; resolves when written. */
-  message(first: string, body: Readable): Promise<number>;
+  /**
+   * `+OK first`, the message dot-stuffed, then the terminator; resolves when it may go on (the
+   * answer is queued and the output buffer is under its bound). A Buffer is the whole message
+   * (one write); a stream is copied with backpressure.
+   */
+  message(first: string, body: Readable | Buffer): Promise<number>;
   /** A SASL continuation `+ data` (data is base64 or empty). */
   continuation(data: string): void;
   /** The next client line under the SASL response cap; undefined when the connection ended. */

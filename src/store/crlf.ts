@@ -47,6 +47,35 @@ export function toCrlf(chunk: Uint8Array, prev = -1): Buffer {
   return out;
 }
 
+/**
+ * Converts `chunk` (a whole message) to CRLF in a new Buffer when the result is exactly
+ * `expectedSize` octets, else returns undefined (the file is not the one that was counted).
+ * Unlike {@link toCrlf} it never returns a view of its input, which may be a reused buffer.
+ */
+export function crlfCopy(chunk: Uint8Array, expectedSize: number): Buffer | undefined {
+  const extra = countBareLf(chunk);
+  if (chunk.length + extra !== expectedSize) return undefined;
+  const input = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  const out = Buffer.allocUnsafe(expectedSize);
+  if (extra === 0) {
+    input.copy(out);
+    return out;
+  }
+  let written = 0;
+  let start = 0;
+  let at = input.indexOf(LF);
+  while (at !== -1) {
+    if (at === 0 || input[at - 1] !== CR) {
+      written += input.copy(out, written, start, at);
+      out[written++] = CR;
+      start = at;
+    }
+    at = input.indexOf(LF, at + 1);
+  }
+  input.copy(out, written, start);
+  return out;
+}
+
 /** Converts a whole buffer from CRLF to LF (CRLF becomes LF; a lone CR stays). */
 export function toLf(data: Uint8Array): Buffer {
   const normalizer = new LfNormalizer();

@@ -1,9 +1,10 @@
 // One opened, locked Maildir maildrop (RFC 1939 TRANSACTION and UPDATE states).
+import { closeSync, openSync, readSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { addAbortSignal, pipeline, Readable } from 'node:stream';
 import { StoreError } from '../errors.ts';
-import { CrlfEncoder, toCrlf } from './crlf.ts';
+import { CrlfEncoder, crlfCopy, toCrlf } from './crlf.ts';
 import { errnoOf, storeIoError } from './fs-util.ts';
 import type { LockHandle } from './lock.ts';
 import { clearJournal, removeFiles, writeJournal } from './maildir-commit.ts';
@@ -24,6 +25,21 @@ type SessionState = 'open' | 'committing' | 'closed';
 /** Messages up to this size are read in one go; larger ones stream in chunks of this size. */
 const SMALL_MESSAGE = 64 * 1024;
 
+/**
+ * The blocking reads' buffer, shared: they run to completion on the one JavaScript thread, and
+ * their result is a converted copy. One octet more than the largest file, to see growth.
+ */
+let scratch: Buffer | undefined;
+
+/** How the session reads message files (from MaildirStoreOptions). */
+export interface ReadPolicy {
+  /**
+   * Files up to this many octets are read with blocking calls on the event loop (0: never).
+   * See {@link MaildirSession.readWhole}.
+   */
+  readonly syncReadMaxBytes: number;
+}
+
 export class MaildirSession implements MaildropSession {
   readonly user: string;
   readonly messages: readonly MaildropMessage[];
@@ -32,6 +48,7 @@ export class MaildirSession implements MaildropSession {
   readonly #files: Map<string, MaildirFile>;
   readonly #lock: LockHandle;
   readonly #host: SessionHost;
+  readonly #policy: ReadPolicy;
   readonly #recount = new Set<string>();
   #state: SessionState = 'open';
   #ending: Promise<void> | undefined;
@@ -43,6 +60,7 @@ export class MaildirSession implements MaildropSession {
     files: ReadonlyMap<string, MaildirFile>,
     lock: LockHandle,
     host: SessionHost,
+    policy: ReadPolicy = { syncReadMaxBytes: SMALL_MESSAGE },
   ) {
     this.user = user;
     this.#dir = dir;
@@ -50,6 +68,7 @@ export class MaildirSession implements MaildropSession {
     this.#files = new Map(files);
     this.#lock = lock;
     this.#host = host;
+    this.#policy = policy;
     this.messages = Object.freeze(records.map((r) => Object.freeze({ uid: r.uidl, size: r.crlfSize })));
   }
 
@@ -61,6 +80,45 @@ export class MaildirSession implements MaildropSession {
     this.#assertOpen();
     const record = this.#record(index);
     options.signal?.throwIfAborted();
+    if (record.fileSize <= SMALL_MESSAGE) {
+      // One chunk: a fraction of a file stream's cost for the typical small message.
+      const stream = Readable.from([await this.#whole(record, index)], { objectMode: false });
+      if (options.signal) addAbortSignal(options.signal, stream);
+      return stream;
+    }
+    const handle = await this.#openChecked(record, index);
+    const source = handle.createReadStream({ highWaterMark: SMALL_MESSAGE });
+    const encoder = new CrlfEncoder(record.crlfSize);
+    pipeline(source, encoder, () => {});
+    if (options.signal) addAbortSignal(options.signal, encoder);
+    return encoder;
+  }
+
+  /**
+   * The whole message as one Buffer (CRLF, not stuffed) when its file is at most 64 KiB, else
+   * undefined. Files up to `syncReadMaxBytes` are read with blocking calls: open, fstat, read and
+   * close are four system calls of a few microseconds each on a cached file, where the promise
+   * API makes four round trips through libuv's thread pool, each waking a pool thread and then
+   * the event loop. That hand-off, not the disk, was most of a RETR's cost (see
+   * BENCHMARKS.md, Server). Dovecot reads the same way, blocking, in its per-session process.
+   */
+  async readWhole(index: number): Promise<Buffer | undefined> {
+    this.#assertOpen();
+    const record = this.#record(index);
+    return record.fileSize > SMALL_MESSAGE ? undefined : this.#whole(record, index);
+  }
+
+  async #whole(record: UidRecord, index: number): Promise<Buffer> {
+    if (record.fileSize <= this.#policy.syncReadMaxBytes) {
+      const known = this.#files.get(record.base);
+      const wire = known === undefined ? undefined : this.#readSync(known.rel, record, index);
+      if (wire !== undefined) return wire;
+    }
+    return this.#readSmall(await this.#openChecked(record, index), record, index);
+  }
+
+  /** Opens the message file and checks it still has the size it was counted with. */
+  async #openChecked(record: UidRecord, index: number): Promise<FileHandle> {
     const handle = await this.#openFile(record.base);
     let size: number;
     try {
@@ -71,23 +129,52 @@ export class MaildirSession implements MaildropSession {
     }
     if (size !== record.fileSize) {
       await handle.close();
-      this.#recount.add(record.base);
-      throw new StoreError(
-        'ERR_STORE_IO',
-        `message ${index + 1} changed on disk since it was counted; it will be re-counted when the session ends`,
-      );
+      throw this.#changed(record, index);
     }
-    if (size <= SMALL_MESSAGE) {
-      // One read and one chunk: a fraction of a stream's cost for the typical small message.
-      const stream = Readable.from([await this.#readSmall(handle, record, index)], { objectMode: false });
-      if (options.signal) addAbortSignal(options.signal, stream);
-      return stream;
+    return handle;
+  }
+
+  /**
+   * Blocking read of a small file: open, one read, close (no fstat: asking for one octet more
+   * than the counted size shows a file that grew, a short read one that shrank). Undefined when
+   * the file is gone from where it was listed (the async path then looks it up again).
+   */
+  #readSync(rel: string, record: UidRecord, index: number): Buffer | undefined {
+    let fd: number;
+    try {
+      fd = openSync(join(this.#dir, rel), 'r');
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') return undefined;
+      throw storeIoError('opening a message', error);
     }
-    const source = handle.createReadStream({ highWaterMark: SMALL_MESSAGE });
-    const encoder = new CrlfEncoder(record.crlfSize);
-    pipeline(source, encoder, () => {});
-    if (options.signal) addAbortSignal(options.signal, encoder);
-    return encoder;
+    try {
+      scratch ??= Buffer.allocUnsafe(SMALL_MESSAGE + 1);
+      const want = record.fileSize + 1;
+      let filled = 0;
+      for (;;) {
+        const n = readSync(fd, scratch, filled, want - filled, filled);
+        filled += n;
+        // A regular file's read comes back short only at its end; a short read that stops at
+        // the counted size is that end, anything else is read on until the end or the limit.
+        if (n === 0 || filled === want || filled === record.fileSize) break;
+      }
+      const wire =
+        filled === record.fileSize ? crlfCopy(scratch.subarray(0, filled), record.crlfSize) : undefined;
+      if (wire === undefined) throw this.#changed(record, index);
+      return wire;
+    } catch (error) {
+      throw storeIoError('reading a message', error);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  #changed(record: UidRecord, index: number): StoreError {
+    this.#recount.add(record.base);
+    return new StoreError(
+      'ERR_STORE_IO',
+      `message ${index + 1} changed on disk since it was counted; it will be re-counted when the session ends`,
+    );
   }
 
   async #readSmall(handle: FileHandle, record: UidRecord, index: number): Promise<Buffer> {
@@ -100,13 +187,7 @@ export class MaildirSession implements MaildropSession {
         filled += bytesRead;
       }
       const wire = toCrlf(raw.subarray(0, filled));
-      if (filled !== record.fileSize || wire.length !== record.crlfSize) {
-        this.#recount.add(record.base);
-        throw new StoreError(
-          'ERR_STORE_IO',
-          `message ${index + 1} changed on disk since it was counted; it will be re-counted when the session ends`,
-        );
-      }
+      if (filled !== record.fileSize || wire.length !== record.crlfSize) throw this.#changed(record, index);
       return wire;
     } catch (error) {
       throw storeIoError('reading a message', error);

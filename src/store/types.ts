@@ -23,6 +23,13 @@ export interface MaildropSession {
    */
   read(index: number, options?: { signal?: AbortSignal }): Promise<Readable>;
   /**
+   * Optional fast path for small messages: the same bytes `read` would stream, as one Buffer,
+   * or `undefined` when the message is too large for the store to hold in memory (the caller
+   * then uses `read`). Rejects like `read`. A store that cannot do better than `read` leaves it
+   * out; the server then always streams.
+   */
+  readWhole?(index: number): Promise<Buffer | undefined>;
+  /**
    * The UPDATE state (RFC 1939 section 6): atomically removes the given 0-based messages, then
    * releases the lock (also when it fails). A crash part-way never loses an undeleted message and
    * never brings a deleted one back (docs/store.md, "Deletion and crash semantics").

@@ -21,6 +21,8 @@ export class MemoryStore implements MaildropStore {
   readonly commits: { user: string; deleted: number[] }[] = [];
   commitDelayMs = 0;
   failOpen: Error | undefined;
+  /** Offer `readWhole` (the server's whole-message path) for messages up to this size. */
+  wholeUpTo: number | undefined;
 
   add(user: string, ...messages: string[]): void {
     const box = this.boxes.get(user) ?? [];
@@ -45,6 +47,15 @@ export class MemoryStore implements MaildropStore {
         for (let i = 0; i < m.data.length; i += 7) chunks.push(m.data.subarray(i, i + 7));
         return Readable.from(chunks);
       },
+      ...(this.wholeUpTo === undefined
+        ? {}
+        : {
+            readWhole: async (index: number) => {
+              const m = box[index];
+              if (!m) throw new StoreError('ERR_STORE_NO_SUCH_MESSAGE', 'no such message');
+              return m.data.length <= this.wholeUpTo! ? Buffer.from(m.data) : undefined;
+            },
+          }),
       commit: async (deleted) => {
         if (!open) throw new Error('session already ended');
         if (this.commitDelayMs > 0) await new Promise((r) => setTimeout(r, this.commitDelayMs));
@@ -131,7 +142,9 @@ export const oauthbearer = (user: string | undefined, token: string): string =>
 /** A line-level POP3 client for tests: send raw bytes, read lines and multi-line answers. */
 export class WireClient {
   readonly socket: Socket;
+  /** Received text; `#pos` is where the unread part starts (no re-slicing per line). */
   #buffer = '';
+  #pos = 0;
   #waiters: (() => void)[] = [];
   closed = false;
 
@@ -139,7 +152,8 @@ export class WireClient {
     this.socket = socket;
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => {
-      this.#buffer += chunk;
+      this.#buffer = this.#pos === 0 ? this.#buffer + chunk : this.#buffer.slice(this.#pos) + chunk;
+      this.#pos = 0;
       this.#notify();
     });
     socket.on('close', () => {
@@ -172,9 +186,9 @@ export class WireClient {
       const value = take();
       if (value !== undefined) return value;
       if (this.closed)
-        throw new Error(`connection closed; unread: ${JSON.stringify(this.#buffer.slice(0, 200))}`);
+        throw new Error(`connection closed; unread: ${JSON.stringify(this.unread.slice(0, 200))}`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out; unread: ${JSON.stringify(this.#buffer.slice(0, 200))}`);
+      if (left <= 0) throw new Error(`timed out; unread: ${JSON.stringify(this.unread.slice(0, 200))}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.#waiters.push(() => {
@@ -197,19 +211,19 @@ export class WireClient {
 
   line(timeoutMs?: number): Promise<string> {
     return this.#waitFor(() => {
-      const i = this.#buffer.indexOf('\r\n');
+      const i = this.#buffer.indexOf('\r\n', this.#pos);
       if (i === -1) return undefined;
-      const line = this.#buffer.slice(0, i);
-      this.#buffer = this.#buffer.slice(i + 2);
+      const line = this.#buffer.slice(this.#pos, i);
+      this.#pos = i + 2;
       return line;
     }, timeoutMs);
   }
 
   /** Reads a multi-line body after its status line: lines until `.`, dot-unstuffed. */
-  async body(): Promise<string[]> {
+  async body(timeoutMs?: number): Promise<string[]> {
     const lines: string[] = [];
     for (let i = 0; i < 1_000_000; i++) {
-      const line = await this.line();
+      const line = await this.line(timeoutMs);
       if (line === '.') return lines;
       lines.push(line.startsWith('.') ? line.slice(1) : line);
     }
@@ -228,11 +242,11 @@ export class WireClient {
     await this.#waitFor(() => (this.closed ? true : undefined), timeoutMs).catch((error) => {
       if (!this.closed) throw error;
     });
-    return this.#buffer;
+    return this.unread;
   }
 
   get unread(): string {
-    return this.#buffer;
+    return this.#buffer.slice(this.#pos);
   }
 
   close(): void {

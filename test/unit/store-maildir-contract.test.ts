@@ -12,3 +12,13 @@ runStoreContract('MaildirStore', async () => {
     cleanup: () => rm(root, { recursive: true, force: true }),
   };
 });
+
+// The same contract with every read through libuv's thread pool (syncReadMaxBytes 0).
+runStoreContract('MaildirStore (thread-pool reads)', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'popgate-store-'));
+  return {
+    store: new MaildirStore(root, { syncReadMaxBytes: 0 }),
+    reopen: async () => new MaildirStore(root, { syncReadMaxBytes: 0 }),
+    cleanup: () => rm(root, { recursive: true, force: true }),
+  };
+});
