@@ -8,7 +8,7 @@
 import type net from 'node:net';
 import { Readable } from 'node:stream';
 import { Pop3Error } from '../errors.ts';
-import type { Logger } from '../observability/logger.ts';
+import { type Logger, silentLogger } from '../observability/logger.ts';
 import { DotDecoder } from '../protocol/dot-stuffing.ts';
 import type { Pop3Limits, Pop3Timeouts } from '../protocol/limits.ts';
 import { LineReader } from '../protocol/line-reader.ts';
@@ -83,6 +83,8 @@ const OCTETS = /^(\d{1,15})(?: |$)/;
 
 export class Connection {
   readonly #ctx: ConnectionContext;
+  /** False for the silent default logger: no log fields are built per command and answer. */
+  readonly #logs: boolean;
   #socket: net.Socket | undefined;
   #reader: LineReader;
   readonly #waiting: Job[] = [];
@@ -108,6 +110,7 @@ export class Connection {
 
   constructor(ctx: ConnectionContext, onClose: (err: Pop3Error) => void) {
     this.#ctx = ctx;
+    this.#logs = ctx.logger !== silentLogger;
     this.#onClose = onClose;
     this.#reader = new LineReader({ maxLineLength: ctx.limits.maxLineLength });
     this.#listeners = {
@@ -283,7 +286,7 @@ export class Connection {
       job.phase = 'sent';
       this.#inflight.push(job);
       socket.write(job.line!);
-      this.#ctx.logger.debug({ command: job.logLine }, 'pop3 command');
+      if (this.#logs) this.#ctx.logger.debug({ command: job.logLine }, 'pop3 command');
       if (commandChannel.hasSubscribers) {
         commandChannel.publish({ host: this.#ctx.host, port: this.#ctx.port, command: job.logLine });
       }
@@ -379,9 +382,10 @@ export class Connection {
   }
 
   #publishResponse(response: Pop3Response): void {
-    const text = response.kind === 'continue' ? '' : scrubSecrets(response.text, [...this.#secrets]);
+    // The text was scrubbed in #onLine already.
+    const text = response.kind === 'continue' ? '' : response.text;
     const code = response.kind === 'continue' ? undefined : response.code;
-    this.#ctx.logger.debug({ status: response.kind, code, text }, 'pop3 response');
+    if (this.#logs) this.#ctx.logger.debug({ status: response.kind, code, text }, 'pop3 response');
     if (responseChannel.hasSubscribers) {
       responseChannel.publish({
         host: this.#ctx.host,
