@@ -1,36 +1,65 @@
-// Server benchmark: the same raw pipelined reader fetches the same Maildir from popgate's POP3
-// server and from a real Dovecot 2.3 (both over implicit TLS, both in their own processes), in
-// one run; then logins per second through popgate with JWT validation (keys cached) and with
-// cached introspection against oidc-provider; then memory per idle session with 1,000 open.
+// Server benchmark (issue 5). One run:
+// 1. Throughput: the same raw pipelined reader (UIDL and RETR 1..n in one write) fetches the same
+//    Maildir from popgate's POP3 server (own process) and from a real Dovecot 2.3, both over
+//    implicit TLS with the same certificate; interleaved rounds (bench/lib/stats.ts), medians.
+//    Beside wall time, each server's CPU time per message is read from /proc (popgate's process;
+//    Dovecot's whole process tree: login, pop3, auth), which a loaded machine disturbs far less.
+//    A third contender is popgate with syncReadMaxBytes 0 (every file read through libuv's
+//    thread pool, as before the blocking small-file reads).
+// 2. Logins per second through popgate with the real validator: JWT (keys cached) and opaque
+//    tokens with cached introspection (oidc-provider); rounds interleaved, medians.
+// 3. Memory per idle session: a fresh popgate process, 1,000 TLS sessions opened and greeted;
+//    heap and RSS deltas after forced GCs (--expose-gc), median of several samples.
 //
-// Run: node --import tsx bench/server.ts [--quick] [--svg bench/server.svg]
+// Run: node --import tsx bench/server.ts [--quick] [--rounds N] [--svg bench/server.svg]
+//        [--json bench/results/server.json]
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import type { Socket } from 'node:net';
+import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { createTokenValidator } from '../src/auth/index.ts';
+import type { TokenValidator } from '../src/auth/types.ts';
 import { startAuthorizationServer } from '../src/devtools/authorization-server.ts';
 import { createPop3Server } from '../src/server/server.ts';
-import { MaildirStore } from '../src/store/maildir-store.ts';
+import { MaildirStore, type MaildirStoreOptions } from '../src/store/maildir-store.ts';
 import { startDovecot } from '../test/helpers/dovecot.ts';
 import { writeUniformMessages } from '../test/helpers/mail-fixtures.ts';
 import { deviceLogin, nativeAccount } from '../test/helpers/oidc.ts';
 import { pipelinedFetch, rawLogin, TableValidator, xoauth2 } from '../test/unit/server-helpers.ts';
+import { type Contender, median, runInterleaved, type Summary } from './lib/stats.ts';
+import { barChartSvg } from './lib/svg.ts';
 
 const USER = 'alice@example.test';
+/** The logins figure's user: a small maildrop (10 messages), the same Maildir for both servers. */
+const LOGIN_USER = 'bob@example.test';
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+function flag(name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
 
-// --- child mode: a popgate server in its own process ---------------------------------------
+// --- child mode: a popgate server in its own process -------------------------------------------
 interface ChildConfig {
   root: string;
   cert: string;
   key: string;
+  store?: MaildirStoreOptions;
   validator: { kind: 'table'; token: string } | { kind: 'real'; options: Record<string, unknown> };
 }
 
+interface MemorySample {
+  rss: number;
+  heap: number;
+  external: number;
+  sessions: number;
+}
+
 async function child(config: ChildConfig): Promise<void> {
-  let validator: import('../src/auth/types.ts').TokenValidator;
+  let validator: TokenValidator;
   if (config.validator.kind === 'table') {
     const table = new TableValidator();
     table.tokens.set(config.validator.token, { user: USER });
@@ -38,33 +67,31 @@ async function child(config: ChildConfig): Promise<void> {
   } else {
     validator = createTokenValidator(config.validator.options);
   }
-  const store = new MaildirStore(config.root);
   const server = createPop3Server({
     listen: ['pop3s://127.0.0.1:0'],
     tls: { cert: config.cert, key: config.key },
     validator,
-    store,
+    store: new MaildirStore(config.root, config.store ?? {}),
     limits: { maxConnectionsPerIp: 10_000, maxConnections: 10_000, maxConnectionsPerUser: 10_000 },
   });
   const [address] = await server.listen();
   process.on('message', (msg: string) => {
-    if (msg === 'mem') {
-      global.gc?.();
-      process.send!({
-        rss: process.memoryUsage().rss,
-        heap: process.memoryUsage().heapUsed,
-        sessions: server.sessionCount,
-      });
-    }
+    if (msg !== 'mem') return;
+    // Two full collections: the first may leave finalizable objects for the second.
+    global.gc?.();
+    global.gc?.();
+    const m = process.memoryUsage();
+    process.send!({
+      rss: m.rss,
+      heap: m.heapUsed,
+      external: m.external,
+      sessions: server.sessionCount,
+    } satisfies MemorySample);
   });
   process.send!({ port: address!.port });
 }
 
-if (args[0] === '--child') {
-  await child(JSON.parse(args[1]!) as ChildConfig);
-} else {
-  await main();
-}
+// --- helpers -----------------------------------------------------------------------------------
 
 function startChild(config: ChildConfig): Promise<{ proc: ChildProcess; port: number }> {
   const proc = fork(new URL(import.meta.url).pathname, ['--child', JSON.stringify(config)], {
@@ -77,122 +104,201 @@ function startChild(config: ChildConfig): Promise<{ proc: ChildProcess; port: nu
   });
 }
 
-function ask(proc: ChildProcess): Promise<{ rss: number; heap: number; sessions: number }> {
+function memory(proc: ChildProcess): Promise<MemorySample> {
   return new Promise((resolve) => {
-    proc.once('message', (m) => resolve(m as { rss: number; heap: number; sessions: number }));
+    proc.once('message', (m) => resolve(m as MemorySample));
     proc.send('mem');
   });
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+/** CPU seconds (user + system, threads and reaped children included) of `root` and its descendants. */
+function treeCpuSeconds(root: number): number {
+  const procs = new Map<number, { ppid: number; ticks: number }>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // Fields 4 (ppid) and 14-17 (utime, stime, cutime, cstime), counted from after the name.
+      procs.set(Number(name), {
+        ppid: Number(f[1]),
+        ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]),
+      });
+    } catch {
+      // The process ended meanwhile; its time went to its parent's cutime.
+    }
+  }
+  let ticks = 0;
+  for (const [pid, p] of procs) {
+    let at: number | undefined = pid;
+    for (let depth = 0; depth < 16 && at !== undefined && at !== root; depth++) at = procs.get(at)?.ppid;
+    if (at === root) ticks += p.ticks;
+  }
+  return ticks / 100; // USER_HZ
 }
 
-async function fetchRun(
-  port: number,
-  authLine: string,
-  ca: string,
-  count: number,
-): Promise<{ seconds: number; bytes: number }> {
-  const started = performance.now();
-  const socket = await rawLogin(port, authLine, ca);
+/** The pid of the Dovecot master started for `dir` (its command line names its config there). */
+function dovecotMasterPid(dir: string): number {
+  for (const name of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${name}/cmdline`, 'latin1');
+      if (cmd.split('\0')[0]?.endsWith('dovecot') && cmd.includes(dir)) return Number(name);
+    } catch {}
+  }
+  throw new Error('Dovecot master process not found');
+}
+
+/** Waits (up to 1 s) until `root` is back to `target` descendants: sessions ended and reaped. */
+async function settle(root: number, target: number): Promise<void> {
+  for (let i = 0; i < 50 && descendants(root) > target; i++) await new Promise((r) => setTimeout(r, 20));
+}
+
+/** How many processes descend from `root`. */
+function descendants(root: number): number {
+  let n = 0;
+  const parents = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {}
+  }
+  for (const pid of parents.keys()) {
+    let at: number | undefined = pid;
+    for (let depth = 0; depth < 16 && at !== undefined && at !== root; depth++) at = parents.get(at);
+    if (at === root && pid !== root) n += 1;
+  }
+  return n;
+}
+
+/** One pipelined fetch of the whole maildrop; fails unless every message arrived. */
+async function fetchAll(port: number, authLine: string, ca: string, count: number, atLeast: number) {
+  const socket: Socket = await rawLogin(port, authLine, ca);
   const { bytes } = await pipelinedFetch(socket, count);
-  const seconds = (performance.now() - started) / 1000;
   socket.end('QUIT\r\n');
   await new Promise((r) => socket.once('close', r));
-  return { seconds, bytes };
+  if (bytes < atLeast) throw new Error(`moved ${bytes} octets, expected at least ${atLeast}`);
+  return { bytes, messages: count };
 }
 
-async function logins(
-  port: number,
-  ca: string,
-  authLine: string,
-  total: number,
-  concurrency: number,
-): Promise<number> {
-  let next = 0;
+async function loginsPerSecond(port: number, ca: string, authLine: string, total: number): Promise<number> {
   const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) {
-        next += 1;
-        const s = await rawLogin(port, authLine, ca);
-        s.end('QUIT\r\n');
-        await new Promise((r) => s.once('close', r));
-      }
-    }),
-  );
+  for (let i = 0; i < total; i++) {
+    const s = await rawLogin(port, authLine, ca);
+    s.end('QUIT\r\n');
+    await new Promise((r) => s.once('close', r));
+  }
   return total / ((performance.now() - started) / 1000);
 }
 
-function svgChart(title: string, rows: { label: string; value: number; unit: string }[]): string {
-  const width = 640;
-  const barHeight = 28;
-  const max = Math.max(...rows.map((r) => r.value));
-  const height = 50 + rows.length * (barHeight + 12);
-  const bars = rows
-    .map((r, i) => {
-      const y = 40 + i * (barHeight + 12);
-      const w = Math.max(2, (r.value / max) * (width - 260));
-      return (
-        `<text x="10" y="${y + 19}" font-size="13">${r.label}</text>` +
-        `<rect x="170" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${i % 2 ? '#8a8a8a' : '#2f6db5'}"/>` +
-        `<text x="${(175 + w).toFixed(1)}" y="${y + 19}" font-size="13">${r.value.toFixed(1)} ${r.unit}</text>`
-      );
-    })
-    .join('');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif"><text x="10" y="22" font-size="15" font-weight="bold">${title}</text>${bars}</svg>\n`;
-}
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+// --- the benchmark -----------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const SMALL = quick ? 500 : 2000;
-  const ROUNDS = quick ? 3 : 5;
-  const dovecot = await startDovecot({ users: [USER], processLimit: 1200 });
+  const COUNT = quick ? 500 : 2000;
+  const SIZE = 4096;
+  const ROUNDS = Number(flag('--rounds') ?? (quick ? 3 : 7));
+  const loadBefore = loadavg();
+  console.log(
+    `node ${process.version}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; ${COUNT} x ${SIZE} B, ${ROUNDS} interleaved rounds after a warm-up`,
+  );
+  const dovecot = await startDovecot({ users: [USER, LOGIN_USER], processLimit: 1200 });
   const children: ChildProcess[] = [];
+  const results: Record<string, unknown> = {};
   try {
     const maildir = await dovecot.maildirOf(USER);
-    const owner = { uid: dovecot.mailUid, gid: dovecot.mailGid };
-    await writeUniformMessages(maildir, SMALL, 4096, { owner });
+    await writeUniformMessages(maildir, COUNT, SIZE, {
+      owner: { uid: dovecot.mailUid, gid: dovecot.mailGid },
+    });
     const root = join(dovecot.dir, 'popgate-root');
     await mkdir(root);
     await symlink(maildir, join(root, USER));
+    const small = await dovecot.maildirOf(LOGIN_USER);
+    await writeUniformMessages(small, 10, SIZE, { owner: { uid: dovecot.mailUid, gid: dovecot.mailGid } });
+    await symlink(small, join(root, LOGIN_USER));
     const ca = dovecot.caCertPem;
-    const certs = join(dovecot.dir, 'certs');
-    const { readFile } = await import('node:fs/promises');
-    const cert = await readFile(join(certs, 'dovecot.crt'), 'utf8');
-    const key = await readFile(join(certs, 'dovecot.key'), 'utf8');
-    const pop = await startChild({ root, cert, key, validator: { kind: 'table', token: 'bench-token' } });
+    const cert = await readFile(join(dovecot.dir, 'certs', 'dovecot.crt'), 'utf8');
+    const key = await readFile(join(dovecot.dir, 'certs', 'dovecot.key'), 'utf8');
+    const table = { kind: 'table', token: 'bench-token' } as const;
+    const pop = await startChild({ root, cert, key, validator: table });
     children.push(pop.proc);
+    const pool = await startChild({ root, cert, key, validator: table, store: { syncReadMaxBytes: 0 } });
+    children.push(pool.proc);
+    const master = dovecotMasterPid(dovecot.dir);
+    const idleTree = descendants(master);
 
-    // 1. Throughput: same client, same maildrop, alternating, medians.
-    const dovecotToken = await dovecot.mintToken(USER, { expiresIn: 3600 });
-    const dAuth = `AUTH XOAUTH2 ${xoauth2(USER, dovecotToken)}`;
+    // 1. Throughput.
+    const payload = COUNT * SIZE; // the wire carries more (CRLF, stuffing, status lines)
     const pAuth = `AUTH XOAUTH2 ${xoauth2(USER, 'bench-token')}`;
-    await fetchRun(dovecot.popsPort, dAuth, ca, SMALL); // warm-up (and Dovecot's uidlist)
-    await fetchRun(pop.port, pAuth, ca, SMALL);
-    const dTimes: number[] = [];
-    const pTimes: number[] = [];
-    let mb = 0;
-    for (let r = 0; r < ROUNDS; r++) {
-      const d = await fetchRun(dovecot.popsPort, dAuth, ca, SMALL);
-      const p = await fetchRun(pop.port, pAuth, ca, SMALL);
-      dTimes.push(d.seconds);
-      pTimes.push(p.seconds);
-      mb = p.bytes / 1e6;
+    const dAuth = `AUTH XOAUTH2 ${xoauth2(USER, await dovecot.mintToken(USER, { expiresIn: 3600 }))}`;
+    const cpu = new Map<string, number[]>();
+    const last = new Map<string, number>();
+    const contender = (
+      name: string,
+      port: number,
+      auth: string,
+      cpuOf: () => number,
+      after?: () => Promise<void>,
+    ): Contender => ({
+      name,
+      async run() {
+        const before = cpuOf();
+        const r = await fetchAll(port, auth, ca, COUNT, payload);
+        await after?.();
+        last.set(name, (cpuOf() - before) / COUNT);
+        return r;
+      },
+    });
+    const contenders = [
+      contender('popgate', pop.port, pAuth, () => treeCpuSeconds(pop.proc.pid!)),
+      contender(
+        'Dovecot 2.3',
+        dovecot.popsPort,
+        dAuth,
+        () => treeCpuSeconds(master),
+        () => settle(master, idleTree),
+      ),
+      contender('popgate, thread-pool reads', pool.port, pAuth, () => treeCpuSeconds(pool.proc.pid!)),
+    ];
+    const summaries: Summary[] = await runInterleaved(contenders, ROUNDS, (name, sample, round) => {
+      const c = last.get(name)!;
+      cpu.set(name, [...(cpu.get(name) ?? []), c]);
+      console.log(
+        `  round ${round} ${name}: ${fmt(sample.messages / sample.seconds)} msg/s, ${(c * 1e6).toFixed(0)} us CPU/msg`,
+      );
+    });
+    const byName = (n: string) => summaries.find((s) => s.name === n)!;
+    const cpuUs = (n: string) => median(cpu.get(n)!) * 1e6;
+    const p = byName('popgate');
+    const d = byName('Dovecot 2.3');
+    const t = byName('popgate, thread-pool reads');
+    const wireMb = (s: Summary) => (s.samples[0]!.bytes / 1e6 / s.medianSeconds).toFixed(1);
+    console.log(`\nthroughput, ${COUNT} x 4 KiB, pipelined, implicit TLS (medians of ${ROUNDS}):`);
+    console.log('| server | msg/s | MB/s on the wire | server CPU per message | popgate / this |');
+    console.log('|---|---:|---:|---:|---:|');
+    for (const s of [p, d, t]) {
+      const ratio = s === p ? '—' : `${(s.medianSeconds / p.medianSeconds).toFixed(2)}x`;
+      console.log(
+        `| ${s.name} | ${fmt(s.messagesPerSecond)} | ${wireMb(s)} | ${cpuUs(s.name).toFixed(0)} µs | ${ratio} |`,
+      );
     }
-    const dMs = SMALL / median(dTimes);
-    const pMs = SMALL / median(pTimes);
-    console.log(
-      `throughput (${SMALL} x 4 KiB, pipelined, TLS): popgate ${pMs.toFixed(0)} msg/s ${(mb / median(pTimes)).toFixed(1)} MB/s; dovecot ${dMs.toFixed(0)} msg/s ${(mb / median(dTimes)).toFixed(1)} MB/s; ratio ${(pMs / dMs).toFixed(2)}`,
-    );
+    results.throughput = summaries.map((s) => ({
+      name: s.name,
+      messagesPerSecond: s.messagesPerSecond,
+      medianSeconds: s.medianSeconds,
+      cpuMicrosPerMessage: cpuUs(s.name),
+      samples: s.samples,
+    }));
 
-    // 2. Logins per second through popgate with real validation.
+    // 2. Logins per second with real validation.
     const as = await startAuthorizationServer({ accessTokenTtl: 3600 });
     try {
-      // A second user with a small maildrop: the figure is about logging in, not about scanning
-      // the 2,000-message Maildir of the throughput test.
-      const LOGIN_USER = 'bob@example.test';
+      // A second user with a small maildrop: the figure is about logging in, not scanning the
+      // 2,000-message Maildir; one connection at a time (the maildrop lock serialises a user).
       const jwt = (
         await deviceLogin(as, await nativeAccount(as, 'b1', { resource: as.pop3Audience }), LOGIN_USER)
       ).accessToken;
@@ -221,55 +327,97 @@ async function main(): Promise<void> {
         },
       });
       children.push(real.proc);
-      const total = quick ? 200 : 600;
-      // One user: the maildrop lock serialises logins, so the bench logs in and out one at a time
-      // per connection, 1 connection deep (lock contention would measure the store, not auth).
-      const jwtRate = await logins(real.port, ca, `AUTH XOAUTH2 ${xoauth2(LOGIN_USER, jwt)}`, total, 1);
-      const introRate = await logins(real.port, ca, `AUTH XOAUTH2 ${xoauth2(LOGIN_USER, opaque)}`, total, 1);
-      console.log(
-        `logins/s (TLS handshake + AUTH + open maildrop + QUIT, sequential): JWT ${jwtRate.toFixed(0)}, cached introspection ${introRate.toFixed(0)}`,
-      );
-
-      // 3. Memory per idle session.
-      const N = 1000;
-      const before = await ask(pop.proc);
-      const sockets: TLSSocket[] = [];
-      for (let i = 0; i < N; i += 50) {
-        await Promise.all(
-          Array.from({ length: 50 }, async () => {
-            const s = tlsConnect({ host: '127.0.0.1', port: pop.port, ca, servername: 'localhost' });
-            await new Promise<void>((resolve, reject) => {
-              s.once('data', () => resolve());
-              s.once('error', reject);
-            });
-            sockets.push(s);
-          }),
-        );
+      const per = quick ? 60 : 150;
+      const jwtLine = `AUTH XOAUTH2 ${xoauth2(LOGIN_USER, jwt)}`;
+      const opaqueLine = `AUTH XOAUTH2 ${xoauth2(LOGIN_USER, opaque)}`;
+      await loginsPerSecond(real.port, ca, jwtLine, 10); // warm-up: JWKS fetch, introspection cache
+      await loginsPerSecond(real.port, ca, opaqueLine, 10);
+      const dovecotLine = `AUTH XOAUTH2 ${xoauth2(LOGIN_USER, await dovecot.mintToken(LOGIN_USER, { expiresIn: 3600 }))}`;
+      await loginsPerSecond(dovecot.popsPort, ca, dovecotLine, 10);
+      const jwtRates: number[] = [];
+      const introRates: number[] = [];
+      const dovecotRates: number[] = [];
+      for (let r = 0; r < 3; r++) {
+        jwtRates.push(await loginsPerSecond(real.port, ca, jwtLine, per));
+        introRates.push(await loginsPerSecond(real.port, ca, opaqueLine, per));
+        dovecotRates.push(await loginsPerSecond(dovecot.popsPort, ca, dovecotLine, per));
       }
-      const during = await ask(pop.proc);
-      const perSession = (during.rss - before.rss) / during.sessions / 1024;
-      const heapPer = (during.heap - before.heap) / during.sessions / 1024;
       console.log(
-        `idle sessions: ${during.sessions} open, RSS +${((during.rss - before.rss) / 1e6).toFixed(1)} MB, ${perSession.toFixed(1)} KiB RSS and ${heapPer.toFixed(1)} KiB heap per session`,
+        `\nlogins/s, one at a time (TLS handshake + AUTH + open maildrop + QUIT), medians of 3 x ${per}: popgate JWT ${fmt(median(jwtRates))}, popgate cached introspection ${fmt(median(introRates))}; Dovecot JWT (local keys) ${fmt(median(dovecotRates))}`,
       );
-      for (const s of sockets) s.destroy();
-
-      const svgArg = args.indexOf('--svg');
-      if (svgArg >= 0) {
-        const svg = svgChart(
-          `POP3 server: ${SMALL} x 4 KiB messages, pipelined over TLS (msg/s, higher is better)`,
-          [
-            { label: 'popgate', value: pMs, unit: 'msg/s' },
-            { label: 'Dovecot 2.3', value: dMs, unit: 'msg/s' },
-          ],
-        );
-        await writeFile(args[svgArg + 1]!, svg);
-      }
+      results.logins = { jwt: jwtRates, introspection: introRates, dovecotJwt: dovecotRates };
     } finally {
       await as.stop();
+    }
+
+    // 3. Memory per idle session, in a fresh server process.
+    const N = 1000;
+    const mem = await startChild({ root, cert, key, validator: table });
+    children.push(mem.proc);
+    const samples = async () => {
+      const list: MemorySample[] = [];
+      for (let i = 0; i < 5; i++) {
+        list.push(await memory(mem.proc));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return list;
+    };
+    const before = await samples();
+    const sockets: TLSSocket[] = [];
+    for (let i = 0; i < N; i += 50) {
+      await Promise.all(
+        Array.from({ length: 50 }, async () => {
+          const s = tlsConnect({ host: '127.0.0.1', port: mem.port, ca, servername: 'localhost' });
+          await new Promise<void>((resolve, reject) => {
+            s.once('data', () => resolve());
+            s.once('error', reject);
+          });
+          sockets.push(s);
+        }),
+      );
+    }
+    const during = await samples();
+    const open = median(during.map((m) => m.sessions));
+    const delta = (k: keyof MemorySample) =>
+      median(during.map((m) => m[k])) - median(before.map((m) => m[k]));
+    const kib = (bytes: number) => (bytes / open / 1024).toFixed(1);
+    console.log(
+      `\nidle sessions: ${open} open (TLS, greeted); per session ${kib(delta('heap'))} KiB JS heap, ${kib(delta('external'))} KiB external, ${kib(delta('rss'))} KiB RSS (medians of 5 samples after forced GCs)`,
+    );
+    results.idle = { sessions: open, before, during };
+    for (const s of sockets) s.destroy();
+
+    const loadAfter = loadavg();
+    console.log(`\nload average after: ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`);
+    results.load = { before: loadBefore, after: loadAfter };
+
+    const svgPath = flag('--svg');
+    if (svgPath) {
+      const svg = barChartSvg(`POP3 server: ${fmt(COUNT)} x 4 KiB, pipelined reader, implicit TLS`, '', [
+        {
+          label: 'messages/s, median (higher is better)',
+          bars: [p, d, t].map((s) => ({ name: s.name, value: Math.round(s.messagesPerSecond) })),
+        },
+        {
+          label: 'server CPU time per message, µs (lower is better)',
+          bars: [p, d, t].map((s) => ({ name: s.name, value: cpuUs(s.name) })),
+        },
+      ]);
+      await writeFile(svgPath, svg);
+    }
+    const jsonPath = flag('--json');
+    if (jsonPath) {
+      await mkdir(dirname(jsonPath), { recursive: true });
+      await writeFile(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
     }
   } finally {
     for (const c of children) c.kill();
     await dovecot.stop();
   }
+}
+
+if (args[0] === '--child') {
+  await child(JSON.parse(args[1]!) as ChildConfig);
+} else {
+  await main();
 }

@@ -114,7 +114,7 @@ export class MaildirSession implements MaildropSession {
       const wire = known === undefined ? undefined : this.#readSync(known.rel, record, index);
       if (wire !== undefined) return wire;
     }
-    return this.#readSmall(await this.#openChecked(record, index), record, index);
+    return this.#readSmall(await this.#openFile(record.base), record, index);
   }
 
   /** Opens the message file and checks it still has the size it was counted with. */
@@ -177,17 +177,18 @@ export class MaildirSession implements MaildropSession {
     );
   }
 
+  /** Thread-pool read of a small file: open, read, close (the size check as in #readSync). */
   async #readSmall(handle: FileHandle, record: UidRecord, index: number): Promise<Buffer> {
     try {
-      const raw = Buffer.allocUnsafe(record.fileSize);
+      const raw = Buffer.allocUnsafe(record.fileSize + 1);
       let filled = 0;
-      while (filled < raw.length) {
+      for (;;) {
         const { bytesRead } = await handle.read(raw, filled, raw.length - filled, filled);
-        if (bytesRead === 0) break;
         filled += bytesRead;
+        if (bytesRead === 0 || filled === raw.length || filled === record.fileSize) break;
       }
-      const wire = toCrlf(raw.subarray(0, filled));
-      if (filled !== record.fileSize || wire.length !== record.crlfSize) throw this.#changed(record, index);
+      const wire = filled === record.fileSize ? toCrlf(raw.subarray(0, filled)) : undefined;
+      if (wire === undefined || wire.length !== record.crlfSize) throw this.#changed(record, index);
       return wire;
     } catch (error) {
       throw storeIoError('reading a message', error);
