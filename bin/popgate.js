@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 // In a development checkout (src/ present, tsx installed) run the TypeScript sources, so a stale
-// dist/ is never used; an installed package ships only dist/ and runs that.
+// dist/ is never used; an installed package ships only dist/ and runs that. The test runner sets
+// POPGATE_RUN_DIST=1 after compiling dist/ afresh, because compiled code starts faster.
 import { existsSync } from 'node:fs';
 
 const source = new URL('../src/cli/run.ts', import.meta.url);
+const compiled = new URL('../dist/cli/run.js', import.meta.url);
 const tsx = new URL('../node_modules/tsx/package.json', import.meta.url);
-if (existsSync(source) && existsSync(tsx)) {
+const preferDist = process.env.POPGATE_RUN_DIST === '1' && existsSync(compiled);
+if (!preferDist && existsSync(source) && existsSync(tsx)) {
   const { register } = await import('tsx/esm/api');
   register();
   await import(source.href);
 } else {
-  await import(new URL('../dist/cli/run.js', import.meta.url).href);
+  await import(compiled.href);
 }
