@@ -23,6 +23,8 @@ export class MemoryStore implements MaildropStore {
   failOpen: Error | undefined;
   /** Offer `readWhole` (the server's whole-message path) for messages up to this size. */
   wholeUpTo: number | undefined;
+  /** Messages read so far (`read` and `readWhole`), to observe backpressure. */
+  reads = 0;
 
   add(user: string, ...messages: string[]): void {
     const box = this.boxes.get(user) ?? [];
@@ -40,6 +42,7 @@ export class MemoryStore implements MaildropStore {
       user,
       messages: box.map((m) => ({ uid: m.uid, size: m.data.length })),
       read: async (index) => {
+        this.reads += 1;
         const m = box[index];
         if (!m) throw new StoreError('ERR_STORE_NO_SUCH_MESSAGE', 'no such message');
         // Several chunks, to exercise state carried across chunk boundaries.
@@ -51,6 +54,7 @@ export class MemoryStore implements MaildropStore {
         ? {}
         : {
             readWhole: async (index: number) => {
+              this.reads += 1;
               const m = box[index];
               if (!m) throw new StoreError('ERR_STORE_NO_SUCH_MESSAGE', 'no such message');
               return m.data.length <= this.wholeUpTo! ? Buffer.from(m.data) : undefined;
