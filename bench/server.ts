@@ -149,9 +149,14 @@ function dovecotMasterPid(dir: string): number {
   throw new Error('Dovecot master process not found');
 }
 
-/** Waits (up to 1 s) until `root` is back to `target` descendants: sessions ended and reaped. */
-async function settle(root: number, target: number): Promise<void> {
-  for (let i = 0; i < 50 && descendants(root) > target; i++) await new Promise((r) => setTimeout(r, 20));
+/**
+ * Waits (up to 1 s) until `root` is back to `target` descendants: the session's processes ended
+ * and were reaped, so their CPU time is in the tree's figure. Synchronous, because it runs in
+ * runInterleaved's sample callback, after the timed part.
+ */
+function settle(root: number, target: number): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 50 && descendants(root) > target; i++) Atomics.wait(pause, 0, 0, 20);
 }
 
 /** How many processes descend from `root`. */
@@ -235,37 +240,30 @@ async function main(): Promise<void> {
     const payload = COUNT * SIZE; // the wire carries more (CRLF, stuffing, status lines)
     const pAuth = `AUTH XOAUTH2 ${xoauth2(USER, 'bench-token')}`;
     const dAuth = `AUTH XOAUTH2 ${xoauth2(USER, await dovecot.mintToken(USER, { expiresIn: 3600 }))}`;
+    // CPU is read when a run starts and again in the sample callback, after the timed part (for
+    // Dovecot once its session processes are reaped); the warm-up round is not sampled.
     const cpu = new Map<string, number[]>();
-    const last = new Map<string, number>();
-    const contender = (
-      name: string,
-      port: number,
-      auth: string,
-      cpuOf: () => number,
-      after?: () => Promise<void>,
-    ): Contender => ({
+    const started = new Map<string, number>();
+    const cpuOf = new Map<string, () => number>([
+      ['popgate', () => treeCpuSeconds(pop.proc.pid!)],
+      ['Dovecot 2.3', () => treeCpuSeconds(master)],
+      ['popgate, thread-pool reads', () => treeCpuSeconds(pool.proc.pid!)],
+    ]);
+    const contender = (name: string, port: number, auth: string): Contender => ({
       name,
       async run() {
-        const before = cpuOf();
-        const r = await fetchAll(port, auth, ca, COUNT, payload);
-        await after?.();
-        last.set(name, (cpuOf() - before) / COUNT);
-        return r;
+        started.set(name, cpuOf.get(name)!());
+        return fetchAll(port, auth, ca, COUNT, payload);
       },
     });
     const contenders = [
-      contender('popgate', pop.port, pAuth, () => treeCpuSeconds(pop.proc.pid!)),
-      contender(
-        'Dovecot 2.3',
-        dovecot.popsPort,
-        dAuth,
-        () => treeCpuSeconds(master),
-        () => settle(master, idleTree),
-      ),
-      contender('popgate, thread-pool reads', pool.port, pAuth, () => treeCpuSeconds(pool.proc.pid!)),
+      contender('popgate', pop.port, pAuth),
+      contender('Dovecot 2.3', dovecot.popsPort, dAuth),
+      contender('popgate, thread-pool reads', pool.port, pAuth),
     ];
     const summaries: Summary[] = await runInterleaved(contenders, ROUNDS, (name, sample, round) => {
-      const c = last.get(name)!;
+      if (name === 'Dovecot 2.3') settle(master, idleTree);
+      const c = (cpuOf.get(name)!() - started.get(name)!) / COUNT;
       cpu.set(name, [...(cpu.get(name) ?? []), c]);
       console.log(
         `  round ${round} ${name}: ${fmt(sample.messages / sample.seconds)} msg/s, ${(c * 1e6).toFixed(0)} us CPU/msg`,
