@@ -83,13 +83,19 @@ function writeFailures(ctx: CliContext, r: RunAccountReport): void {
 }
 
 class TtyReporter implements FetchReporter {
-  readonly #multi: cliProgress.MultiBar;
+  readonly #ctx: CliContext;
+  #multi: cliProgress.MultiBar | undefined;
   readonly #bars = new Map<string, { bar: cliProgress.SingleBar; rate: Rate; done: boolean }>();
+  readonly #pending: string[] = [];
 
   constructor(ctx: CliContext) {
-    this.#multi = new cliProgress.MultiBar(
+    this.#ctx = ctx;
+  }
+
+  #bar(): cliProgress.MultiBar {
+    this.#multi ??= new cliProgress.MultiBar(
       {
-        stream: ctx.stderr,
+        stream: this.#ctx.stderr,
         format: '{account} |{bar}| {value}/{total} msgs | {bytes} of {totalBytes} | {rate}/s | ETA {etaText}',
         barsize: 24,
         hideCursor: true,
@@ -98,18 +104,19 @@ class TtyReporter implements FetchReporter {
       },
       cliProgress.Presets.shades_classic,
     );
+    return this.#multi;
   }
 
   progress(p: SyncProgress): void {
     if (p.phase === 'listing') return;
     let entry = this.#bars.get(p.account);
     if (!entry) {
-      entry = { bar: this.#multi.create(p.messagesTotal, 0, {}), rate: new Rate(), done: false };
+      entry = { bar: this.#bar().create(p.messagesTotal, 0, {}), rate: new Rate(), done: false };
       this.#bars.set(p.account, entry);
     }
+    if (entry.done) return;
     const { rate, eta } = entry.rate.eta(p);
     if (p.phase === 'done') entry.done = true;
-    else if (entry.done) return;
     entry.bar.setTotal(Math.max(1, p.messagesTotal));
     entry.bar.update(p.messagesTotal === 0 ? 1 : p.messagesDone, {
       account: p.account,
@@ -121,28 +128,36 @@ class TtyReporter implements FetchReporter {
   }
 
   done(r: RunAccountReport): void {
-    this.#log(`${summaryLine(r)}\n`);
+    this.#pending.push(`${summaryLine(r)}\n`);
     for (const f of r.failed)
-      this.#log(`popgate: ${r.account}: message ${f.uidl}: ${f.error.message} (${f.error.code})\n`);
+      this.#pending.push(`popgate: ${r.account}: message ${f.uidl}: ${f.error.message} (${f.error.code})\n`);
+    this.#settle(r.account);
   }
 
   failed(account: string, error: unknown): void {
     const { code, message } = errorFields(error);
-    this.#log(`popgate: ${account}: ${message} (${code})\n`);
+    this.#pending.push(`popgate: ${account}: ${message} (${code})\n`);
+    this.#settle(account);
   }
 
   note(message: string): void {
-    this.#log(`${message}\n`);
+    if (this.#multi) this.#pending.push(`${message}\n`);
+    else this.#ctx.stderr.write(`${message}\n`);
   }
 
-  /** Lines above the bars; MultiBar prints its log on the next redraw, so force one. */
-  #log(line: string): void {
-    this.#multi.log(line);
-    this.#multi.update();
+  /** When every bar of this round has finished: stop the bars (they stay on screen), then print the summaries below them. */
+  #settle(account: string): void {
+    const entry = this.#bars.get(account);
+    if (entry) entry.done = true;
+    if ([...this.#bars.values()].some((e) => !e.done)) return;
+    this.close();
   }
 
   close(): void {
-    this.#multi.stop();
+    this.#multi?.stop();
+    this.#multi = undefined;
+    this.#bars.clear();
+    for (const line of this.#pending.splice(0)) this.#ctx.stderr.write(line);
   }
 }
 

@@ -247,6 +247,8 @@ export async function syncAccount(session: MailboxSession, options: SyncOptions)
     throw fatal;
   }
 
+  // Stopped by a signal with work left (the retrieval loop, or staged messages discarded).
+  if (options.signal?.aborted && fetched + failed.length < wanted.length) stopped = true;
   const deleteAfter =
     options.deleteAfterDays === undefined ? undefined : now() - options.deleteAfterDays * 86_400_000;
   const toDelete = listing.filter((m) => {

@@ -158,7 +158,7 @@ test('a failing delivery command: that message is not recorded, not deleted, and
 test('a second fetch of the same account exits 75 with a clear message while the first runs', async (t) => {
   if (!requirePeer(t, 'dovecot')) return;
   const s = await setup(t, 'lock@example.test', 5);
-  const slow = ['--deliver', 'sleep 1; cat > /dev/null'];
+  const slow = ['--deliver', 'sleep 3; cat > /dev/null'];
   const first = cli(s, slow);
   // Wait until the first holds the lock (its holder file appears).
   for (let i = 0; i < 200; i++) {
