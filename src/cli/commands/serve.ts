@@ -2,6 +2,7 @@
 // file (--config) and flags for the essentials, wires pino, prom-client and the token validator,
 // reloads TLS on SIGHUP and shuts down gracefully on SIGTERM/SIGINT. See docs/server.md.
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { type AuthEvent, createTokenValidator, type PopgateTokenValidator } from '../../auth/index.ts';
@@ -48,6 +49,7 @@ const SERVER_KEYS = new Set([
   'tls_key',
   'allow_plaintext_loopback',
   'store',
+  'store_sync_read_max_bytes',
   'metrics',
   'implementation',
   'login_delay',
@@ -86,7 +88,7 @@ async function issuerOptions(raw: unknown, index: number): Promise<Record<string
     delete issuer.jwks;
     if (typeof jwks !== 'string') bad(`issuers[${index}].jwks`, 'must be a file path or URL');
     if (/^https?:\/\//.test(jwks)) issuer.jwksUrl = jwks;
-    else issuer.jwksFile = jwks;
+    else issuer.jwksFile = resolve(jwks);
   }
   const intro = issuer.introspection;
   if (isTable(intro) && intro.clientSecretFile !== undefined) {
@@ -102,6 +104,8 @@ export interface ServeSetup {
   readonly server: Omit<Pop3ServerOptions, 'validator' | 'store' | 'logger' | 'audit' | 'metrics'>;
   readonly validatorOptions: Record<string, unknown>;
   readonly storeSpec: string;
+  /** Maildir messages up to this size are read with blocking calls (0: always the thread pool). */
+  readonly storeSyncReadMaxBytes: number | undefined;
   readonly metrics: { host: string; port: number } | undefined;
   readonly graceMs: number;
   readonly logLevel: string;
@@ -144,6 +148,16 @@ export async function resolveServeSetup(flags: ServeFlags): Promise<ServeSetup> 
   if (typeof storeSpec !== 'string') {
     throw new ConfigError('ERR_CONFIG_MISSING', 'serve needs --store maildir:DIR', { key: 'store' });
   }
+  const syncRead = table.store_sync_read_max_bytes;
+  if (
+    syncRead !== undefined &&
+    (typeof syncRead !== 'number' || !Number.isSafeInteger(syncRead) || syncRead < 0)
+  ) {
+    bad(
+      'store_sync_read_max_bytes',
+      'must be a whole number of octets (0 reads every message through the thread pool)',
+    );
+  }
   const limits: Partial<Record<keyof ServerLimits, number>> = {};
   if (table.limits !== undefined) {
     if (!isTable(table.limits)) bad('limits', 'must be a table');
@@ -165,7 +179,7 @@ export async function resolveServeSetup(flags: ServeFlags): Promise<ServeSetup> 
     if (flags.audience !== undefined) issuer.audience = flags.audience;
     if (flags.jwks !== undefined) {
       if (/^https?:\/\//.test(flags.jwks)) issuer.jwksUrl = flags.jwks;
-      else issuer.jwksFile = flags.jwks;
+      else issuer.jwksFile = resolve(flags.jwks);
     }
     if (flags.userClaim !== undefined) issuer.userClaim = flags.userClaim;
     if (flags.allowMissingTyp) issuer.allowMissingTyp = true;
@@ -217,6 +231,7 @@ export async function resolveServeSetup(flags: ServeFlags): Promise<ServeSetup> 
     server,
     validatorOptions: { ...validation, issuers },
     storeSpec,
+    storeSyncReadMaxBytes: syncRead as number | undefined,
     metrics,
     graceMs: grace * 1000,
     logLevel,
@@ -237,7 +252,10 @@ async function serve(flags: ServeFlags, ctx: CliContext): Promise<void> {
     onEvent: onAuthEvent,
   });
   const spec = parseStoreSpec(setup.storeSpec);
-  const store = new MaildirStore(spec.root, { logger: logger.child?.({ part: 'store' }) ?? logger });
+  const store = new MaildirStore(spec.root, {
+    logger: logger.child?.({ part: 'store' }) ?? logger,
+    ...(setup.storeSyncReadMaxBytes !== undefined ? { syncReadMaxBytes: setup.storeSyncReadMaxBytes } : {}),
+  });
   const server = createPop3Server({
     ...setup.server,
     validator,
