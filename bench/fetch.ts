@@ -2,7 +2,8 @@
 // Maildir, fsynced, by
 //   - popgate fetch (the CLI as a child process; OAuth, XOAUTH2 with a minted JWT),
 //   - popgate's fetch engine in-process (runAccount) with OAuth and with the password user (SASL PLAIN),
-//   - fetchmail 6.4 with a Maildir MDA (a shell script: write to tmp/, fsync with sync(1), rename into new/),
+//   - fetchmail 6.4 with a Maildir MDA (a shell script: dd conv=fsync into tmp/, rename into new/),
+//     measured in one round only (--peer-rounds) because it takes minutes on a loaded machine,
 // fetchmail has no POP3 OAuth, so it logs in as the harness's password user. getmail6 is not in
 // the run: started from here it fails every delivery with "waiting child pid N timed out" (its
 // forked Maildir delivery child is never reaped); see BENCHMARKS.md.
@@ -27,6 +28,7 @@ function flag(name: string, fallback: string): string {
 const ROUNDS = Number(flag('--rounds', '3'));
 const COUNT = Number(flag('--count', '2000'));
 const SIZE = Number(flag('--size', '4096'));
+const PEER_ROUNDS = Number(flag('--peer-rounds', '1'));
 const ROOT = new URL('..', import.meta.url).pathname;
 
 interface Sample {
@@ -74,7 +76,7 @@ try {
   const mda = join(work, 'maildir-mda.sh');
   await writeFile(
     mda,
-    '#!/bin/sh\nf="$1/tmp/$(date +%s.%N).$$.bench"\ncat > "$f" && sync "$f" && mv "$f" "$1/new/"\n',
+    '#!/bin/sh\nf="$$.$(od -An -N4 -tx4 /dev/urandom | tr -d \' \')"\ndd of="$1/tmp/$f" conv=fsync status=none && mv "$1/tmp/$f" "$1/new/$f"\n',
     { mode: 0o755 },
   );
   let n = 0;
@@ -165,6 +167,8 @@ try {
   for (let round = 0; round <= ROUNDS; round++) {
     const order = names.map((_, i) => names[(i + round) % names.length]!);
     for (const name of order) {
+      const peer = !name.startsWith('popgate');
+      if (peer && (round === 0 || round > PEER_ROUNDS)) continue;
       const s = await contenders[name]!();
       if (round > 0) samples.get(name)!.push(s);
       console.error(
