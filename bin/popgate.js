@@ -4,6 +4,10 @@
 // POPGATE_RUN_DIST=1 after compiling dist/ afresh, because compiled code starts faster.
 import { existsSync } from 'node:fs';
 
+// fetch fsyncs every message and serve reads large ones through libuv's thread pool; 4 threads
+// (the default) make those queue behind one another. Must be set before the pool's first use.
+process.env.UV_THREADPOOL_SIZE ??= '16';
+
 const source = new URL('../src/cli/run.ts', import.meta.url);
 const compiled = new URL('../dist/cli/run.js', import.meta.url);
 const tsx = new URL('../node_modules/tsx/package.json', import.meta.url);
