@@ -17,6 +17,8 @@ const DOT_BUF = Buffer.from('.');
 const CRLF = Buffer.from('\r\n');
 const LF_BUF = Buffer.from('\n');
 const TERMINATOR = Buffer.from('.\r\n');
+const LF_DOT = Buffer.from('\n.');
+const CR_BUF = Buffer.from('\r');
 
 /** Streaming encoder state; usable without streams (the server writes its output directly). */
 export class DotEncoder {
@@ -126,73 +128,72 @@ export class DotDecoder {
     return this.#state === S.Done;
   }
 
+  /**
+   * Decodes `chunk`. Only the places where a line starts with a dot are visited (one
+   * `indexOf("\n.")` per stuffed line and per terminator, not one step per line); the spans
+   * between them are returned as slices of `chunk`, and `chunk` itself when nothing was removed.
+   */
   push(chunk: Buffer): DotDecodeResult {
     if (this.#state === S.Done) return { body: [], done: true, rest: chunk };
     const body: Buffer[] = [];
     const len = chunk.length;
     let i = 0;
     let start = 0; // start of the pending output slice
-    const emit = (from: number, to: number) => {
-      if (to > from) {
-        body.push(chunk.subarray(from, to));
-        this.#size += to - from;
-      }
-    };
     while (i < len) {
-      switch (this.#state) {
-        case S.LineStart:
-          if (chunk[i] === DOT) {
-            emit(start, i);
-            i++;
-            start = i;
-            this.#state = S.Dot;
-          } else {
-            this.#state = S.Mid;
-          }
-          break;
-        case S.Mid: {
-          const lf = chunk.indexOf(LF, i);
-          if (lf === -1) {
-            i = len;
-          } else {
-            i = lf + 1;
-            this.#state = S.LineStart;
-          }
+      const state = this.#state;
+      if (state === S.Mid) {
+        // The next line that starts with a dot: stuffing or the terminator.
+        const at = chunk.indexOf(LF_DOT, i);
+        if (at === -1) {
+          // A chunk ending in LF leaves the next chunk at a line start.
+          if (chunk[len - 1] === LF) this.#state = S.LineStart;
           break;
         }
-        case S.Dot: {
-          const b = chunk[i];
-          if (b === CR) {
-            i++;
-            start = i;
-            this.#state = S.DotCR;
-          } else if (b === LF) {
-            this.#state = S.Done;
-            return this.#finish(body, chunk.subarray(i + 1));
-          } else {
-            // The stuffed dot is dropped; this byte starts the line's content.
-            this.#state = S.Mid;
-          }
-          break;
-        }
-        case S.DotCR: {
-          if (chunk[i] === LF) {
-            this.#state = S.Done;
-            return this.#finish(body, chunk.subarray(i + 1));
-          }
-          // "." CR <other>: the dot was stuffing, the CR is content.
-          body.push(CRLF.subarray(0, 1));
-          this.#size += 1;
+        i = at + 1;
+        this.#state = S.LineStart;
+      } else if (state === S.LineStart) {
+        if (chunk[i] === DOT) {
+          this.#emit(body, chunk, start, i);
+          i++;
+          start = i;
+          this.#state = S.Dot;
+        } else {
           this.#state = S.Mid;
-          break;
         }
-        default:
-          i = len;
+      } else if (state === S.Dot) {
+        const b = chunk[i];
+        if (b === CR) {
+          i++;
+          start = i;
+          this.#state = S.DotCR;
+        } else if (b === LF) {
+          this.#state = S.Done;
+          return this.#finish(body, chunk.subarray(i + 1));
+        } else {
+          // The stuffed dot is dropped; this byte starts the line's content.
+          this.#state = S.Mid;
+        }
+      } else {
+        // S.DotCR
+        if (chunk[i] === LF) {
+          this.#state = S.Done;
+          return this.#finish(body, chunk.subarray(i + 1));
+        }
+        // "." CR <other>: the dot was stuffing, the CR is content.
+        body.push(CR_BUF);
+        this.#size += 1;
+        this.#state = S.Mid;
       }
     }
-    if (this.#state === S.Mid || this.#state === S.LineStart) emit(start, len);
+    if (this.#state === S.Mid || this.#state === S.LineStart) this.#emit(body, chunk, start, len);
     this.#check();
     return { body, done: false, rest: EMPTY };
+  }
+
+  #emit(body: Buffer[], chunk: Buffer, from: number, to: number): void {
+    if (to <= from) return;
+    body.push(from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to));
+    this.#size += to - from;
   }
 
   #finish(body: Buffer[], rest: Buffer): DotDecodeResult {
