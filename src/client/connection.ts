@@ -6,7 +6,7 @@
  * whole. Any protocol breach, timeout or drop is fatal: every pending call is rejected typed.
  */
 import type net from 'node:net';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { Pop3Error } from '../errors.ts';
 import { type Logger, silentLogger } from '../observability/logger.ts';
 import { DotDecoder } from '../protocol/dot-stuffing.ts';
@@ -15,6 +15,7 @@ import { LineReader } from '../protocol/line-reader.ts';
 import { MultilineCollector } from '../protocol/multiline.ts';
 import { scrubSecrets } from '../protocol/redact.ts';
 import { type Pop3Response, type Pop3StatusResponse, parseResponseLine } from '../protocol/response.ts';
+import { BodyStream } from './body-stream.ts';
 import { commandChannel, responseChannel } from './diagnostics.ts';
 import { errorFromResponse } from './errors.ts';
 import { AbortRegistry, DeadlineTimer } from './job-watch.ts';
@@ -464,20 +465,20 @@ export class Connection {
     // From here the socket's idle timeout guards the body (it may take long, with progress).
     this.#deadline.unwatch(job);
     job.decoder = new DotDecoder(this.#ctx.limits.maxMessageSize);
-    job.stream = new Readable({
-      highWaterMark: 256 * 1024,
-      read: () => this.#resumeBody(),
-      destroy: (err, cb) => {
-        // The consumer gave up: discard the rest of this body, keep the connection.
-        if (!job.decoder!.done) job.abandoned = true;
-        this.#resumeBody();
-        cb(err);
+    job.stream = new BodyStream(
+      {
+        read: () => this.#resumeBody(),
+        destroy: (err, cb) => {
+          // The consumer gave up: discard the rest of this body, keep the connection.
+          if (!job.decoder!.done) job.abandoned = true;
+          this.#resumeBody();
+          cb(err);
+        },
       },
-    });
-    // The body may fail before the caller holds the stream (a size mismatch in the first
-    // chunk): keep that from crashing the process. pipeline(), async iteration, `errored` and
-    // the caller's own 'error' listeners still see the error.
-    job.stream.on('error', () => {});
+      256 * 1024,
+    );
+    // BodyStream keeps an error from crashing the process when the body fails before the caller
+    // holds the stream (a size mismatch in the first chunk).
     this.#settle(job, { status: response, stream: job.stream } satisfies BodyResult);
   }
 
