@@ -60,12 +60,19 @@ const capture = openSync(join(scanDir, 'output.log'), 'a', 0o600);
 
 // The CLI children that tests start (bin/popgate.js) run the freshly compiled dist/, which starts
 // about twice as fast as the sources through tsx; the crash tests start it hundreds of times.
-const build = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
-  cwd: root,
-  encoding: 'utf8',
-});
+const build = spawnSync(
+  process.execPath,
+  [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+  {
+    cwd: root,
+    encoding: 'utf8',
+  },
+);
 const useDist = build.status === 0;
-if (!useDist) console.error(`test run: build failed, CLI children run the sources through tsx\n${build.stdout}${build.stderr}`);
+if (!useDist)
+  console.error(
+    `test run: build failed, CLI children run the sources through tsx\n${build.stdout}${build.stderr}`,
+  );
 
 const args = [
   '--import',
@@ -92,10 +99,15 @@ const child = spawn(process.execPath, args, {
 // On Ctrl-C or SIGTERM the child stops too; the run ends through 'close' (scan, temp dir removed).
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
 let tail = '';
+const summary = new Map();
 child.stdout.on('data', (chunk) => {
   process.stdout.write(chunk);
   writeSync(capture, chunk);
   tail = (tail + chunk.toString('utf8')).slice(-4000);
+  // The summary lines (ℹ pass N ...) come before the list of failures, which can be long: keep
+  // the last value of each as it streams by instead of hoping it is still in the tail.
+  for (const m of tail.matchAll(/ℹ (tests|pass|fail|cancelled|skipped|todo) (\d+)\n/g))
+    summary.set(m[1], Number(m[2]));
 });
 child.stderr.on('data', (chunk) => {
   process.stderr.write(chunk);
@@ -103,7 +115,7 @@ child.stderr.on('data', (chunk) => {
 });
 child.on('close', (code) => {
   closeSync(capture);
-  const count = (label) => Number(new RegExp(`ℹ ${label} (\\d+)`).exec(tail)?.[1] ?? 0);
+  const count = (label) => summary.get(label) ?? 0;
   const passed = count('pass');
   const failed = count('fail') + count('cancelled');
   const skipped = count('skipped') + count('todo');

@@ -247,13 +247,13 @@ test('the CLI check catches an unknown flag, an unknown command and a flag of an
     'Run `popgate fetch --watch --every 5m` or `popgate token print --account a --refresh`.',
     '```sh',
     'popgate fetch --bogus',
-    'popgate doctor',
+    'popgate frobnicate',
     'popgate token status --refresh   # --refresh belongs to token print',
     '```',
   ].join('\n');
   assert.deepEqual(cliProblems(text, 'x.md').problems, [
     'x.md:3: `popgate fetch` has no flag --bogus',
-    'x.md:4: `popgate doctor` is not a popgate command',
+    'x.md:4: `popgate frobnicate` is not a popgate command',
     'x.md:5: `popgate token status` has no flag --refresh',
   ]);
 });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.ts';
-import { registerDemo } from './demo.ts';
 import { registerDeliver } from './deliver.ts';
+import { registerDemo } from './demo.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerFetch } from './fetch.ts';
 import { registerInit } from './init.ts';
