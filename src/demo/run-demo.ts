@@ -200,7 +200,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           approved = true;
           if (options.interactive) {
             const page = `${authServer.issuer}/device?user_code=${encodeURIComponent(code)}`;
-            const opened = openInBrowser(page);
+            const opened = openInBrowser(page, options.env);
             say(
               `      (${opened ? 'opened the page in your browser' : `open ${page} in a browser`}; sign in as ${USER} and allow; the browser must trust ${ca.caCertPath})`,
             );

@@ -32,3 +32,30 @@ export function transactionOf(ctx: CommandContext): Transaction {
   if (tx === undefined) throw new Error('TRANSACTION handler ran without a transaction');
   return tx;
 }
+
+/**
+ * The shared shape of LIST and UIDL (RFC 1939 §5, §7): with an argument, one `+OK n value` line;
+ * without, a multi-line listing of every message not marked deleted. `header` gets the count
+ * and total size of the listed messages for the `+OK` line.
+ */
+export function answerListing(
+  ctx: CommandContext,
+  arg: string | undefined,
+  value: (message: Transaction['maildrop']['messages'][number]) => string | number,
+  header: (count: number, octets: number) => string,
+): void {
+  const tx = transactionOf(ctx);
+  if (arg !== undefined) {
+    const index = messageIndex(ctx, tx, arg);
+    if (index !== undefined) ctx.ok(`${index + 1} ${value(tx.maildrop.messages[index]!)}`);
+    return;
+  }
+  const lines: string[] = [];
+  let octets = 0;
+  tx.maildrop.messages.forEach((message, i) => {
+    if (tx.deleted.has(i)) return;
+    lines.push(`${i + 1} ${value(message)}`);
+    octets += message.size;
+  });
+  ctx.multiline(header(lines.length, octets), lines);
+}

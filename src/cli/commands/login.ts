@@ -1,13 +1,13 @@
 // `popgate login --account NAME [--provider P] [--flow device|browser|client-credentials]`:
 // obtains tokens with the account's flow and stores them encrypted. Prompts go to stderr; no
 // token is ever printed.
-import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { type OAuthAccount, resolveAccount } from '../../oauth/account.ts';
 import { browserFlow } from '../../oauth/flows/browser.ts';
 import { clientCredentialsFlow } from '../../oauth/flows/client-credentials.ts';
 import { deviceFlow } from '../../oauth/flows/device.ts';
+import { openInBrowser } from '../../oauth/open-browser.ts';
 import type { TokenSet } from '../../oauth/token-set.ts';
 import type { CliContext } from '../context.ts';
 import type { RegisterCommand } from './index.ts';
@@ -32,27 +32,6 @@ interface LoginFlags {
   ca?: string;
   browser?: boolean;
   passphrasePrompt?: boolean;
-}
-
-/** Opens `url` in the system browser when there is a desktop; false when none could be started. */
-function openBrowser(url: string, ctx: CliContext): boolean {
-  const command =
-    process.platform === 'darwin'
-      ? 'open'
-      : process.platform === 'win32'
-        ? undefined
-        : ctx.env.DISPLAY || ctx.env.WAYLAND_DISPLAY
-          ? 'xdg-open'
-          : undefined;
-  if (!command) return false;
-  try {
-    const child = spawn(command, [url], { stdio: 'ignore', detached: true });
-    child.on('error', () => {});
-    child.unref();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Resolves with a line the user pastes (headless browser flow), when stdin is a terminal. */
@@ -83,7 +62,7 @@ async function obtain(account: OAuthAccount, ctx: CliContext, flags: LoginFlags)
         return await browserFlow(account, {
           ...(paste ? { pastedRedirect: paste.promise } : {}),
           onAuthorizationUrl: (url) => {
-            const opened = flags.browser !== false && openBrowser(url, ctx);
+            const opened = flags.browser !== false && openInBrowser(url, ctx.env);
             ctx.stderr.write(
               `${opened ? 'Opened your browser. If it did not appear, open' : 'Open'} this URL to log in account ${account.name}:\n${url}\n` +
                 (paste
