@@ -1,7 +1,8 @@
 /**
- * Every bound popgate puts on POP3 input, in one place (STYLE.md #7). Client and server read
- * their defaults from here; callers override a subset through {@link resolveLimits}, which
- * validates at the door and returns a frozen copy.
+ * The wire bounds shared by client and server, in one place (STYLE.md #7); the server's session
+ * bounds (idle, total time, commands, failed logins) live in src/server/limits.ts. Callers
+ * override a subset through {@link resolveLimits}, which validates at the door and returns a
+ * frozen copy.
  */
 import { ConfigError } from '../errors.ts';
 
@@ -19,12 +20,6 @@ export interface Pop3Limits {
   readonly maxMessageSize: number;
   /** Largest SASL response line (base64) a server accepts (DESIGN.md: 64 KiB). */
   readonly maxSaslResponse: number;
-  /** Largest SASL server challenge (base64) a client accepts. */
-  readonly maxSaslChallenge: number;
-  /** Commands a server accepts in one session before closing it. */
-  readonly maxCommandsPerSession: number;
-  /** Failed AUTH/PASS attempts a server allows in one session before closing it. */
-  readonly maxAuthFailuresPerSession: number;
   /** Commands a client keeps in flight when the server offers PIPELINING. */
   readonly maxPipelineDepth: number;
   /** Octets of untrusted text (server text, rejected input) kept for logs and errors. */
@@ -37,9 +32,6 @@ export const DEFAULT_LIMITS: Pop3Limits = Object.freeze({
   maxMultilineResponse: 64 * 1024 * 1024,
   maxMessageSize: 1024 * 1024 * 1024,
   maxSaslResponse: 64 * 1024,
-  maxSaslChallenge: 64 * 1024,
-  maxCommandsPerSession: 100_000,
-  maxAuthFailuresPerSession: 3,
   maxPipelineDepth: 64,
   maxLoggedText: 1024,
 });
@@ -53,10 +45,6 @@ export interface Pop3Timeouts {
   readonly idle: number;
   /** Whole command from write to the end of its answer (a RETR body resets it on progress), ms. */
   readonly command: number;
-  /** Server: a session with no command for this long is closed (RFC 1939 §3: at least 10 min). */
-  readonly sessionIdle: number;
-  /** Server: longest total session, ms. */
-  readonly sessionTotal: number;
 }
 
 export const DEFAULT_TIMEOUTS: Pop3Timeouts = Object.freeze({
@@ -64,8 +52,6 @@ export const DEFAULT_TIMEOUTS: Pop3Timeouts = Object.freeze({
   greeting: 30_000,
   idle: 60_000,
   command: 120_000,
-  sessionIdle: 10 * 60_000,
-  sessionTotal: 4 * 60 * 60_000,
 });
 
 function resolveNumbers<T extends object>(
