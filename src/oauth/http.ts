@@ -80,10 +80,34 @@ export function createOAuthFetch(options: OAuthHttpOptions = {}): OAuthFetch {
       const request: RequestInit = { method: init.method, headers: init.headers, redirect: 'manual', signal };
       if (init.body !== undefined && init.body !== null)
         request.body = init.body as NonNullable<RequestInit['body']>;
-      return fetch(url, request);
+      return fetch(url, request).then((response) => capped(response, new URL(url).origin));
     };
   }
   return (url, init) => nodeFetch(url, init, ca, timeoutMs);
+}
+
+/** The response with its body read up to MAX_BODY octets; a larger body is an error. */
+async function capped(response: Response, origin: string): Promise<Response> {
+  if (response.body === null) return response;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY) {
+      await reader.cancel();
+      throw new TypeError(`response from ${origin} exceeds ${MAX_BODY} bytes`);
+    }
+    chunks.push(value);
+  }
+  const noBody = response.status === 204 || response.status === 304;
+  return new Response(noBody ? null : Buffer.concat(chunks), {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
 }
 
 function nodeFetch(
