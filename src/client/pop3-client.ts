@@ -231,6 +231,13 @@ export class Pop3Client extends EventEmitter {
     this.#assertState('authorization');
     this.#assertSecure();
     const mechanism = toSaslMechanism(options.mechanism);
+    if (mechanism === 'PLAIN' && !this.#options.allowPasswordLogin) {
+      // DESIGN.md practice 1-2: popgate never sends a mail password unless asked to in so many words.
+      throw new Pop3Error(
+        'ERR_POP3_INVALID_ARGUMENT',
+        'SASL PLAIN sends a password, which is disabled; pass allowPasswordLogin: true to enable it',
+      );
+    }
     const offered = this.#caps?.sasl ?? [];
     if (offered.length > 0 && !offered.includes(mechanism)) {
       throw new SaslError(

@@ -88,6 +88,8 @@ export async function runAccount(options: RunAccountOptions): Promise<RunAccount
         ...(options.ca !== undefined ? { ca: options.ca } : {}),
         ...(options.servername !== undefined ? { servername: options.servername } : {}),
         ...(options.logger !== undefined ? { logger: options.logger } : {}),
+        // PLAIN is a password: only when the caller chose it explicitly (benchmarks, legacy servers).
+        allowPasswordLogin: options.mechanism === 'PLAIN',
       });
       try {
         const caps = await client.connect();

@@ -138,9 +138,22 @@ for (const [code, errCode] of [
 }
 
 test('a mechanism the server does not offer is refused before anything is sent', async (t) => {
-  const { client, server } = await connect(t, () => false);
+  const { client, server } = await connect(t, () => false, {
+    allowPasswordLogin: true,
+  });
   await assert.rejects(client.authenticate({ mechanism: 'PLAIN', user: 'u', token: 'p' }), (e) =>
     isPopgateError(e, 'ERR_SASL_MECHANISM'),
+  );
+  assert.ok(!server.received.some((l) => l.includes('AUTH')));
+});
+
+test('SASL PLAIN (a password) is refused unless allowPasswordLogin is set, before anything is sent', async (t) => {
+  const { client, server } = await connect(t, () => false);
+  await assert.rejects(
+    client.authenticate({ mechanism: 'PLAIN', user: 'u', token: 'secret-password' }),
+    (e) =>
+      isPopgateError(e, 'ERR_POP3_INVALID_ARGUMENT') &&
+      !String((e as Error).message).includes('secret-password'),
   );
   assert.ok(!server.received.some((l) => l.includes('AUTH')));
 });
