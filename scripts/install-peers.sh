@@ -12,7 +12,7 @@
 # INSTALL_PEERS_FORCE=1 runs the install path even when everything is present (to check it).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-packages=(dovecot-core dovecot-pop3d curl mutt fetchmail getmail6 chromium tmux openssl python3 postgresql-15 iproute2 dbus gnome-keyring)
+packages=(dovecot-core dovecot-pop3d curl mutt fetchmail procmail getmail6 chromium tmux openssl python3 postgresql-15 iproute2 dbus gnome-keyring)
 
 missing=()
 for p in "${packages[@]}"; do
