@@ -13,7 +13,7 @@ import tls from 'node:tls';
 import { Pop3Client } from '../src/client/index.ts';
 import { type DovecotInstance, startDovecot } from '../test/helpers/dovecot.ts';
 import { writeUniformMessages } from '../test/helpers/mail-fixtures.ts';
-import { type Contender, formatTable, ratios, runInterleaved, type Summary } from './lib/stats.ts';
+import { type Contender, formatComparison, ratios, runInterleaved, type Summary } from './lib/stats.ts';
 import { barChartSvg } from './lib/svg.ts';
 
 const require = createRequire(import.meta.url);
@@ -57,9 +57,20 @@ function checked(name: string, atLeast: number, result: { bytes: number; message
   return result;
 }
 
-function popgate(d: DovecotInstance, payload: number): Contender {
+const POPGATE_XOAUTH2 = 'popgate (XOAUTH2)';
+const POPGATE_PASS = 'popgate (USER/PASS)';
+const SUBJECTS = [POPGATE_XOAUTH2, POPGATE_PASS];
+
+/**
+ * popgate as an application uses it: log in, LIST (sizes for the byte checks and the pipeline's
+ * byte window), then pipelined RETR of everything. `login: 'password'` logs in exactly like the
+ * raw reader (USER/PASS as Dovecot's password user), so its ratio to the raw reader compares
+ * retrieval with retrieval; `'xoauth2'` adds Dovecot's JWT validation to the run.
+ */
+function popgate(d: DovecotInstance, payload: number, login: 'xoauth2' | 'password'): Contender {
+  const name = login === 'xoauth2' ? POPGATE_XOAUTH2 : POPGATE_PASS;
   return {
-    name: 'popgate',
+    name,
     async run() {
       const c = new Pop3Client({
         host: d.host,
@@ -67,16 +78,25 @@ function popgate(d: DovecotInstance, payload: number): Contender {
         tls: 'implicit',
         ca: d.caCertPem,
         servername: 'localhost',
+        allowPasswordLogin: login === 'password',
       });
       await c.connect();
-      await c.authenticate({ mechanism: 'XOAUTH2', user: OAUTH_USER, token: await d.mintToken(OAUTH_USER) });
+      if (login === 'password') {
+        await c.loginWithPassword({ user: d.passwordUser.user, password: d.passwordUser.password });
+      } else {
+        await c.authenticate({
+          mechanism: 'XOAUTH2',
+          user: OAUTH_USER,
+          token: await d.mintToken(OAUTH_USER),
+        });
+      }
       const list = await c.list();
       let bytes = 0;
       for await (const { stream } of c.retrieveMany(list.map((l) => l.number))) {
         for await (const chunk of stream) bytes += (chunk as Buffer).length;
       }
       await c.quit();
-      return checked('popgate', payload, { bytes, messages: list.length });
+      return checked(name, payload, { bytes, messages: list.length });
     },
   };
 }
@@ -213,7 +233,8 @@ async function benchSet(set: MaildropSet): Promise<SetResult> {
     }
     const cap = set.key === 'large' ? NODE_POP3_LARGE_ROUNDS : undefined;
     const contenders = [
-      popgate(d, payload),
+      popgate(d, payload, 'xoauth2'),
+      popgate(d, payload, 'password'),
       rawReader(d, set.count, payload),
       nodePop3(d, set.count, payload, cap),
       poplib(d, payload),
@@ -236,7 +257,7 @@ async function benchSet(set: MaildropSet): Promise<SetResult> {
 const results: Record<string, SetResult> = {};
 for (const set of SETS) results[set.label] = await benchSet(set);
 
-const tables = Object.entries(results).map(([label, r]) => formatTable(label, r.summaries, 'popgate'));
+const tables = Object.entries(results).map(([label, r]) => formatComparison(label, r.summaries, SUBJECTS));
 console.log(tables.join('\n'));
 for (const [label, r] of Object.entries(results)) {
   console.log(
@@ -246,7 +267,11 @@ for (const [label, r] of Object.entries(results)) {
 const summary = Object.fromEntries(
   Object.entries(results).map(([label, r]) => [
     label,
-    { load: r.load, summaries: r.summaries, popgateSpeedup: ratios(r.summaries, 'popgate') },
+    {
+      load: r.load,
+      summaries: r.summaries,
+      popgateSpeedup: Object.fromEntries(SUBJECTS.map((x) => [x, ratios(r.summaries, x)])),
+    },
   ]),
 );
 await mkdir(new URL('./results/', import.meta.url), { recursive: true });

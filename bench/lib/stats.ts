@@ -96,3 +96,29 @@ export function formatTable(title: string, summaries: readonly Summary[], subjec
     '',
   ].join('\n');
 }
+
+/**
+ * One table, one speed-up column per subject (>1: the subject is faster than that row; a
+ * subject's own cell is a dash).
+ */
+export function formatComparison(
+  title: string,
+  summaries: readonly Summary[],
+  subjects: readonly string[],
+): string {
+  const r = subjects.map((subject) => ratios(summaries, subject));
+  const rows = summaries.map(
+    (s) =>
+      `| ${s.name} | ${s.medianSeconds.toFixed(3)} | ${s.messagesPerSecond.toFixed(0)} | ${s.megabytesPerSecond.toFixed(1)} | ${r
+        .map((ri, i) => (s.name === subjects[i] ? '—' : `${ri[s.name]!.toFixed(2)}x`))
+        .join(' | ')} |`,
+  );
+  return [
+    `### ${title}`,
+    '',
+    `| client | median s | messages/s | MB/s | ${subjects.map((x) => `${x} speed-up`).join(' | ')} |`,
+    `|---|---:|---:|---:|${subjects.map(() => '---:').join('|')}|`,
+    ...rows,
+    '',
+  ].join('\n');
+}

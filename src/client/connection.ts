@@ -60,6 +60,8 @@ interface Job {
   readonly upgrade: boolean;
   readonly authenticating: boolean;
   expectedSize: number | undefined;
+  /** Octets of answer this job reserves in the pipeline's byte window (LIST size, or 0). */
+  windowBytes: number;
   readonly resolve: (value: unknown) => void;
   readonly reject: (err: Error) => void;
   settled: boolean;
@@ -90,6 +92,8 @@ export class Connection {
   #reader: LineReader;
   readonly #waiting: Job[] = [];
   readonly #inflight: Job[] = [];
+  /** Sum of `windowBytes` over #inflight: the answers the server has been asked for. */
+  #inflightBytes = 0;
   #pipelining = false;
   #pumpScheduled = false;
   #pausedForBody = false;
@@ -206,6 +210,7 @@ export class Connection {
         upgrade: request.upgrade === true,
         authenticating: request.authenticating === true,
         expectedSize: request.expectedSize,
+        windowBytes: 0,
         resolve,
         reject,
         settled: false,
@@ -246,6 +251,7 @@ export class Connection {
     this.#deadline.stop();
     for (const job of [...this.#inflight, ...this.#waiting]) this.#settleError(job, err);
     this.#inflight.length = 0;
+    this.#inflightBytes = 0;
     this.#waiting.length = 0;
     this.#aborts.clear();
     this.#secrets.clear();
@@ -265,11 +271,19 @@ export class Connection {
     const socket = this.#socket;
     if (this.#closed || !socket || this.#detached) return;
     const depth = this.#pipelining ? this.#ctx.limits.maxPipelineDepth : 1;
-    // Refill the pipe in batches: wait until a quarter of it is answered, then fill it up again
-    // in one write. Topping it up after every answer cost one TLS record, one syscall and
-    // one wake-up of the server per message; waiting for half of it to drain left the window
-    // a quarter emptier on average, which costs throughput when the round trip is long.
-    if (this.#inflight.length > depth - Math.max(1, depth >> 2)) return;
+    const budget = this.#ctx.limits.maxPipelineBytes;
+    // Refill the pipe in batches: wait until a quarter of it (in commands and in expected answer
+    // octets) is answered, then fill it up again in one write. Topping it up after every answer
+    // cost one TLS record, one syscall and one wake-up of the server per message; waiting for
+    // half of it to drain left the window a quarter emptier on average. Two commands may always
+    // be in flight, so messages larger than the byte window still follow each other gaplessly.
+    if (
+      this.#inflight.length >= 2 &&
+      (this.#inflight.length > depth - Math.max(1, depth >> 2) ||
+        this.#inflightBytes > budget - Math.floor(budget / 4))
+    ) {
+      return;
+    }
     // One write per batch: a corked socket still queues one write request per command and hands
     // them to writev; one concatenated buffer is one request (the commands are a few octets).
     const batch: Buffer[] = [];
@@ -282,9 +296,12 @@ export class Connection {
       }
       const last = this.#inflight[this.#inflight.length - 1];
       if (this.#inflight.length >= depth) break;
+      if (this.#inflight.length >= 2 && this.#inflightBytes >= budget) break;
       if (last?.barrier || (job.barrier && this.#inflight.length > 0)) break;
       this.#waiting.shift();
       job.phase = 'sent';
+      job.windowBytes = job.expectedSize ?? 0;
+      this.#inflightBytes += job.windowBytes;
       this.#inflight.push(job);
       batch.push(job.line!);
       batchBytes += job.line!.length;
@@ -337,7 +354,10 @@ export class Connection {
   /** Removes the finished head and starts the next one's timer. */
   #finishHead(): void {
     const done = this.#inflight.shift();
-    if (done) this.#deadline.unwatch(done);
+    if (done) {
+      this.#deadline.unwatch(done);
+      this.#inflightBytes -= done.windowBytes;
+    }
     const next = this.#inflight[0];
     if (next && next.phase === 'sent' && next.line !== undefined)
       this.#deadline.watch(next, this.#ctx.timeouts.command);

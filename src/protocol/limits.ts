@@ -22,6 +22,12 @@ export interface Pop3Limits {
   readonly maxSaslResponse: number;
   /** Commands a client keeps in flight when the server offers PIPELINING. */
   readonly maxPipelineDepth: number;
+  /**
+   * Octets of expected answers (RETR sizes from LIST) a client keeps in flight with PIPELINING;
+   * two commands may always be in flight. It bounds the work queued at the server and what an
+   * abort discards; the client's own memory is bounded by body-stream backpressure.
+   */
+  readonly maxPipelineBytes: number;
   /** Octets of untrusted text (server text, rejected input) kept for logs and errors. */
   readonly maxLoggedText: number;
 }
@@ -32,7 +38,8 @@ export const DEFAULT_LIMITS: Pop3Limits = Object.freeze({
   maxMultilineResponse: 64 * 1024 * 1024,
   maxMessageSize: 1024 * 1024 * 1024,
   maxSaslResponse: 64 * 1024,
-  maxPipelineDepth: 64,
+  maxPipelineDepth: 1024,
+  maxPipelineBytes: 4 * 1024 * 1024,
   maxLoggedText: 1024,
 });
 
