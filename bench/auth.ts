@@ -4,9 +4,11 @@
 // per login). Prints medians over several rounds.
 //
 // Run: node --import tsx bench/auth.ts [--rounds 7] [--quick]
+
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { createTokenValidator, type PopgateTokenValidator } from '../src/auth/index.ts';
 import { type AuthorizationServer, startAuthorizationServer } from '../src/devtools/authorization-server.ts';
+import { devValidatorIssuer } from '../src/devtools/validator-issuer.ts';
 
 const USER = 'alice@example.test';
 const args = process.argv.slice(2);
@@ -86,16 +88,7 @@ async function measure(name: string, iterations: number, login: () => Promise<un
 
 function validator(as: AuthorizationServer, extra: Record<string, unknown> = {}): PopgateTokenValidator {
   return createTokenValidator({
-    issuers: [
-      {
-        issuer: as.issuer,
-        audience: [as.pop3Audience, as.opaqueAudience],
-        introspection: {
-          clientId: as.clients.introspector.clientId,
-          clientSecret: as.clients.introspector.clientSecret,
-        },
-      },
-    ],
+    issuers: [devValidatorIssuer(as)],
     allowInsecureLoopback: true,
     ...extra,
   });

@@ -12,7 +12,7 @@
 //    heap and RSS deltas after forced GCs (--expose-gc), median of several samples.
 //
 // Run: node --import tsx bench/server.ts [--quick] [--rounds N] [--svg bench/server.svg]
-//        [--json bench/results/server.json]
+
 import { type ChildProcess, fork } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
@@ -23,6 +23,8 @@ import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { createTokenValidator } from '../src/auth/index.ts';
 import type { TokenValidator } from '../src/auth/types.ts';
 import { startAuthorizationServer } from '../src/devtools/authorization-server.ts';
+//        [--json bench/results/server.json]
+import { devValidatorIssuer } from '../src/devtools/validator-issuer.ts';
 import { createPop3Server } from '../src/server/server.ts';
 import { MaildirStore, type MaildirStoreOptions } from '../src/store/maildir-store.ts';
 import { startDovecot } from '../test/helpers/dovecot.ts';
@@ -311,16 +313,7 @@ async function main(): Promise<void> {
           kind: 'real',
           options: {
             allowInsecureLoopback: true,
-            issuers: [
-              {
-                issuer: as.issuer,
-                audience: [as.pop3Audience, as.opaqueAudience],
-                introspection: {
-                  clientId: as.clients.introspector.clientId,
-                  clientSecret: as.clients.introspector.clientSecret,
-                },
-              },
-            ],
+            issuers: [devValidatorIssuer(as)],
           },
         },
       });

@@ -3,6 +3,7 @@
 // pages, and the POP3 server's validator checks the JWT access token for the POP3 resource, the
 // opaque one for the second resource by introspection with the server's introspection client,
 // and a token signed after the authorization server rotated its keys.
+
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { decodeProtectedHeader } from 'jose';
@@ -11,6 +12,7 @@ import {
   type AuthorizationServer,
   startAuthorizationServer,
 } from '../../src/devtools/authorization-server.ts';
+import { devValidatorIssuer } from '../../src/devtools/validator-issuer.ts';
 import { TokenValidationError } from '../../src/errors.ts';
 
 const USER = 'alice@example.test';
@@ -50,16 +52,7 @@ async function deviceToken(resource: string, scope: string, account = USER): Pro
 
 function validator(extra: Record<string, unknown> = {}): PopgateTokenValidator {
   return createTokenValidator({
-    issuers: [
-      {
-        issuer: as.issuer,
-        audience: [as.pop3Audience, as.opaqueAudience],
-        introspection: {
-          clientId: as.clients.introspector.clientId,
-          clientSecret: as.clients.introspector.clientSecret,
-        },
-      },
-    ],
+    issuers: [devValidatorIssuer(as)],
     allowInsecureLoopback: true,
     ...extra,
   });
