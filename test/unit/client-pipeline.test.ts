@@ -140,3 +140,39 @@ test('the abort registry keeps one listener per signal and forgets settled jobs'
     jobs.slice(50).map((j) => j.id),
   );
 });
+
+test('the pipeline window is bounded by the octets LIST announced, not only by the command count', async (t) => {
+  // 40 messages of one size; a window of 10 messages' octets and a depth of 1024. The server
+  // answers only while it holds 6 unanswered RETRs, so the client must keep at least 6 in flight,
+  // and the byte budget must keep it at 10 at most.
+  const body = 'x'.repeat(200);
+  const messages = Array.from(
+    { length: 40 },
+    (_, i) => `Subject: ${String(i + 1).padStart(3, '0')}\r\n\r\n${body}\r\n`,
+  );
+  const size = Buffer.byteLength(messages[0]!, 'latin1');
+  const stats: HeldRetrStats = { maxHeld: 0, answered: 0 };
+  const held = await startFakePop3Server({ script: heldRetrScript({ messages, minHeld: 6, stats }) });
+  t.after(() => held.close());
+  const client = new Pop3Client({
+    host: held.host,
+    port: held.port,
+    tls: 'none-loopback-insecure',
+    timeouts: { command: 10_000, idle: 10_000 },
+    limits: { maxPipelineDepth: 1024, maxPipelineBytes: 10 * size },
+  });
+  t.after(() => client.close());
+  await client.connect();
+  await client.authenticate({ mechanism: 'XOAUTH2', user: 'u@example.test', token: 'tok' });
+  const listed = await client.list();
+  assert.ok(listed.every((entry) => entry.size === size));
+  let n = 0;
+  for await (const { stream } of client.retrieveMany(messages.map((_, i) => i + 1))) {
+    assert.equal(await text(stream), messages[n]);
+    n += 1;
+  }
+  assert.equal(n, 40);
+  assert.ok(stats.maxHeld >= 6, `at least 6 in flight (saw ${stats.maxHeld})`);
+  assert.ok(stats.maxHeld <= 10, `at most 10 messages' octets in flight (saw ${stats.maxHeld})`);
+  assert.deepEqual(held.scriptErrors, []);
+});
