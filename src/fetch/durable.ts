@@ -1,20 +1,6 @@
-/**
- * Small durable-write helpers shared by the sinks and the UIDL state: fsync a file or a
- * directory, and classify "disk full" errors. A rename is durable only once its directory is
- * fsynced, so every publish step ends with {@link fsyncDir}.
- */
-import { open } from 'node:fs/promises';
 import { FetchError } from '../errors.ts';
 
-/** fsync a directory so renames and creations inside it survive a power cut. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
+export { fsyncDir } from '../durable-fs.ts';
 
 /** True for "no space left" and "quota exceeded" errors. */
 export function isDiskFull(error: unknown): boolean {

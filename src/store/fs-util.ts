@@ -1,39 +1,8 @@
-// Durable file-system steps shared by the Maildir store: fsync of a directory (so a create,
-// rename or unlink survives a crash), atomic replace (temp + fsync + rename + dir fsync), and the
+// The Maildir store's file-system steps: the shared durable writes (src/durable-fs.ts) and the
 // mapping of system errors to StoreError codes.
-import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { StoreError } from '../errors.ts';
 
-/** Flushes a directory's entries (a new, renamed or removed name) to disk. */
-export async function fsyncDir(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Replaces `path` with `data` so a crash leaves either the old or the new content, never a mix. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}`);
-  const handle = await open(temp, 'wx', mode);
-  try {
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw error;
-  }
-  await fsyncDir(dirname(path));
-}
+export { fsyncDir, writeFileAtomic } from '../durable-fs.ts';
 
 /** The errno code of a Node system error, if any. */
 export function errnoOf(error: unknown): string | undefined {

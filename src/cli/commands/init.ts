@@ -1,11 +1,12 @@
 // `popgate init` and `popgate accounts add`: add an account from a provider preset, asking for
 // what is missing (on a terminal) or taking it from flags, and write a config that loads.
 // The file is validated before it is written, and written atomically with mode 0600.
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { stringify } from 'smol-toml';
+import { writeFileAtomic } from '../../durable-fs.ts';
 import { ConfigError } from '../../errors.ts';
 import { PRESETS } from '../../oauth/providers/presets.ts';
 import { parseConfig } from '../config.ts';
@@ -115,15 +116,7 @@ async function addAccount(flags: InitFlags, ctx: CliContext): Promise<void> {
     // Validate the whole file before writing: a config popgate cannot load is never written.
     parseConfig(text, path);
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    const tmp = `${path}.tmp-${process.pid}`;
-    const handle = await open(tmp, 'w', 0o600);
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
+    await writeFileAtomic(path, text, 0o600);
     ctx.stdout.write(`added account "${name}" to ${path}\n`);
     ctx.stdout.write(
       flags.tokenCommand

@@ -1,11 +1,5 @@
-/**
- * File-system helpers for secrets: directories 0700 and files 0600 owned by the user, looser
- * modes refused (never silently fixed: a loose mode means someone else may have read it), and
- * atomic writes (temp file, fsync, rename, fsync of the directory).
- */
-import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { lstat, mkdir, stat } from 'node:fs/promises';
+import { writeFileAtomic as writeDurably } from '../../durable-fs.ts';
 import { TokenStoreError } from '../../errors.ts';
 
 const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
@@ -64,28 +58,11 @@ export async function checkPrivateFile(file: string): Promise<void> {
   }
 }
 
-/** Writes `data` to `file` atomically with mode 0600. */
+/** Writes `data` to `file` atomically with mode 0600 (src/durable-fs.ts), as a typed error on failure. */
 export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
-  const dir = dirname(file);
-  const temp = join(dir, `.${basename(file)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   try {
-    const handle = await open(temp, 'wx', 0o600);
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-    const dirHandle = await open(dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    await writeDurably(file, data, 0o600);
   } catch (error) {
-    await rm(temp, { force: true });
-    if (error instanceof TokenStoreError) throw error;
     throw new TokenStoreError(
       'ERR_TOKEN_STORE_IO',
       `cannot write ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
