@@ -50,6 +50,9 @@ export interface BodyResult {
   stream: Readable;
 }
 
+/** How a queued command reports: an error, or undefined and its answer. */
+export type JobCallback = (err: Error | undefined, value?: unknown) => void;
+
 interface Job {
   readonly verb: string;
   readonly line: Buffer | undefined;
@@ -62,8 +65,8 @@ interface Job {
   expectedSize: number | undefined;
   /** Octets of answer this job reserves in the pipeline's byte window (LIST size, or 0). */
   windowBytes: number;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (err: Error) => void;
+  /** Called once with the answer or the error. */
+  readonly done: JobCallback;
   settled: boolean;
   abandoned: boolean;
   phase: 'waiting' | 'sent' | 'lines' | 'body';
@@ -194,45 +197,58 @@ export class Connection {
 
   /** Queues a command; resolves with its answer, in order. */
   send(request: JobRequest): Promise<unknown> {
-    if (this.#closed) return Promise.reject(this.#closed);
-    if (request.signal?.aborted) {
-      return Promise.reject(new Pop3Error('ERR_POP3_ABORTED', `${request.verb} was aborted`));
-    }
     return new Promise((resolve, reject) => {
-      // Every field set here, in one order: one object shape for all jobs.
-      const job: Job = {
-        verb: request.verb,
-        line: request.line,
-        logLine: request.logLine,
-        kind: request.kind,
-        signal: request.signal,
-        barrier: request.barrier === true,
-        upgrade: request.upgrade === true,
-        authenticating: request.authenticating === true,
-        expectedSize: request.expectedSize,
-        windowBytes: 0,
-        resolve,
-        reject,
-        settled: false,
-        abandoned: false,
-        phase: 'waiting',
-        collector: undefined,
-        status: undefined,
-        decoder: undefined,
-        stream: undefined,
-      };
-      this.#aborts.add(job);
-      if (request.line === undefined) {
-        // The greeting: nothing to write, the answer is already on its way.
-        job.phase = 'sent';
-        this.#inflight.push(job);
-        this.#deadline.watch(job, this.#ctx.timeouts.greeting);
-        this.#drainSafely();
-      } else {
-        this.#waiting.push(job);
-        this.#schedulePump();
-      }
+      this.submit(request, (err, value) => (err ? reject(err) : resolve(value)));
     });
+  }
+
+  /**
+   * Queues a command; `done` is called once with its answer or error, in order (a refusal
+   * comes in a microtask). The callback form spares a batch of thousands of commands a promise
+   * and two closures each.
+   */
+  submit(request: JobRequest, done: JobCallback): void {
+    const refused = this.#closed
+      ? this.#closed
+      : request.signal?.aborted
+        ? new Pop3Error('ERR_POP3_ABORTED', `${request.verb} was aborted`)
+        : undefined;
+    if (refused) {
+      queueMicrotask(() => done(refused));
+      return;
+    }
+    // Every field set here, in one order: one object shape for all jobs.
+    const job: Job = {
+      verb: request.verb,
+      line: request.line,
+      logLine: request.logLine,
+      kind: request.kind,
+      signal: request.signal,
+      barrier: request.barrier === true,
+      upgrade: request.upgrade === true,
+      authenticating: request.authenticating === true,
+      expectedSize: request.expectedSize,
+      windowBytes: 0,
+      done,
+      settled: false,
+      abandoned: false,
+      phase: 'waiting',
+      collector: undefined,
+      status: undefined,
+      decoder: undefined,
+      stream: undefined,
+    };
+    this.#aborts.add(job);
+    if (request.line === undefined) {
+      // The greeting: nothing to write, the answer is already on its way.
+      job.phase = 'sent';
+      this.#inflight.push(job);
+      this.#deadline.watch(job, this.#ctx.timeouts.greeting);
+      this.#drainSafely();
+    } else {
+      this.#waiting.push(job);
+      this.#schedulePump();
+    }
   }
 
   /** Ends the connection after QUIT's +OK: the close that follows is expected. */
@@ -339,7 +355,7 @@ export class Connection {
     this.#aborts.delete(job);
     if (job.settled || job.abandoned) return;
     job.settled = true;
-    job.resolve(value);
+    job.done(undefined, value);
   }
 
   #settleError(job: Job, err: Error): void {
@@ -348,7 +364,7 @@ export class Connection {
     if (job.stream && !job.stream.destroyed && !job.stream.readableEnded) job.stream.destroy(err);
     if (job.settled) return;
     job.settled = true;
-    job.reject(err);
+    job.done(err);
   }
 
   /** Removes the finished head and starts the next one's timer. */

@@ -363,8 +363,9 @@ export class Pop3Client extends EventEmitter {
   }
 
   /**
-   * Pipelined RETR of many messages: every command is queued at once and written as fast as
-   * the pipeline depth allows (CAPA PIPELINING; one at a time otherwise). Yields the messages
+   * Pipelined RETR of many messages: commands are queued a window ahead of the consumer and
+   * written as fast as the pipeline window allows (CAPA PIPELINING; one at a time otherwise),
+   * so memory does not grow with the number of messages. Yields the messages
    * in order; consume each stream before asking for the next. Leaving the loop early aborts the
    * rest without closing the connection.
    */
@@ -375,24 +376,62 @@ export class Pop3Client extends EventEmitter {
     this.#assertState('transaction');
     const list = [...numbers];
     for (const n of list) checkNumber(n);
+    const conn = this.#conn!;
     const controller = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal;
-    setMaxListeners(0, signal); // one listener per queued RETR, all removed as they settle
-    const pending = list.map((n) => {
-      const p = this.#send(
-        'RETR',
-        [String(n)],
-        'body',
-        { signal },
-        this.#sizes.get(n),
-      ) as Promise<BodyResult>;
-      p.catch(() => {});
-      return p;
-    });
+    setMaxListeners(0, signal);
+    // RETRs are queued a window ahead of the consumer, not all at once: memory stays bounded by
+    // the window however large the maildrop, and the connection's pipe never runs dry (its own
+    // window is half of this one).
+    const { maxPipelineDepth, maxPipelineBytes } = this.#options.limits;
+    const aheadCommands = 2 * maxPipelineDepth;
+    const aheadBytes = 2 * maxPipelineBytes;
+    const results: (BodyResult | Error | undefined)[] = new Array(list.length);
+    let wake: (() => void) | undefined;
+    let queued = 0;
+    let queuedBytes = 0;
+    const queueMore = (taken: number) => {
+      while (
+        queued < list.length &&
+        queued - taken < aheadCommands &&
+        (queuedBytes < aheadBytes || queued - taken < 2)
+      ) {
+        const index = queued++;
+        const n = list[index]!;
+        const size = this.#sizes.get(n);
+        queuedBytes += size ?? 0;
+        conn.submit(
+          {
+            verb: 'RETR',
+            line: Buffer.from(`RETR ${n}\r\n`, 'latin1'), // n is a checked safe integer
+            logLine: `RETR ${n}`,
+            kind: 'body',
+            signal,
+            expectedSize: size,
+          },
+          (err, value) => {
+            results[index] = err ?? (value as BodyResult);
+            const waiting = wake;
+            wake = undefined;
+            waiting?.();
+          },
+        );
+      }
+    };
     try {
+      queueMore(0);
       for (let i = 0; i < list.length; i++) {
-        const { stream } = await pending[i]!;
-        yield { number: list[i]!, stream };
+        while (results[i] === undefined) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+        }
+        const result = results[i]!;
+        results[i] = undefined;
+        queuedBytes -= this.#sizes.get(list[i]!) ?? 0;
+        queueMore(i + 1);
+        if (result instanceof Error) throw result;
+        yield { number: list[i]!, stream: result.stream };
       }
     } finally {
       controller.abort();
