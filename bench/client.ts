@@ -1,5 +1,6 @@
 // Client benchmark (issue 2): popgate vs node-pop3 vs Python poplib vs raw pipelined readers,
 // fetching the same maildrops from the same Dovecot over TLS. Runs interleaved, medians.
+// Measures the built package (dist/, `npm run build` first; `npm run bench` builds).
 // Run: node --import tsx bench/client.ts [--rounds N] [--sets small,large] [--rtt MS[,MS...]]
 //        [--node-pop3-large-rounds N] [--serial-rtt-budget S]
 // --rtt: round-trip times to run the small set at (default 0: loopback, no proxy); above 0 every
@@ -16,9 +17,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import tls from 'node:tls';
-import { Pop3Client } from '../src/client/index.ts';
 import { type DovecotInstance, startDovecot } from '../test/helpers/dovecot.ts';
 import { writeUniformMessages } from '../test/helpers/mail-fixtures.ts';
+import { importBuilt } from './lib/built.ts';
 import { type DelayProxy, type DelayStats, spawnDelayProxy } from './lib/delay-proxy.ts';
 import {
   type Contender,
@@ -29,6 +30,8 @@ import {
   type Summary,
 } from './lib/stats.ts';
 import { barChartSvg } from './lib/svg.ts';
+
+const { Pop3Client } = await importBuilt<typeof import('../src/client/index.ts')>('client');
 
 const require = createRequire(import.meta.url);
 type NodePop3 = {
@@ -367,8 +370,13 @@ async function runScenario(
     console.error(
       `\n${label}: ${ROUNDS} interleaved rounds (+1 warm-up)${capText}; NOOP round trip ${noopRttMs.toFixed(3)} ms; load average ${start.toFixed(2)}`,
     );
-    const summaries = await runInterleaved(contenders, ROUNDS, (name, sample, round) =>
-      console.error(`  round ${round} ${name.padEnd(24)} ${sample.seconds.toFixed(3)} s`),
+    const summaries = await runInterleaved(
+      contenders,
+      ROUNDS,
+      (name, sample, round) =>
+        console.error(`  round ${round} ${name.padEnd(24)} ${sample.seconds.toFixed(3)} s`),
+      // Dovecot's pop3 process and Python exit after QUIT: let that finish before the next run.
+      { settleMs: 200 },
     );
     const end = loadavg()[0]!;
     console.error(`  load average at the end ${end.toFixed(2)}`);

@@ -1,4 +1,4 @@
-// `npm run bench`: runs the benches in bench/, each in its own child process
+// `npm run bench`: builds dist/ (the benches measure the compiled package), then runs the benches in bench/, each in its own child process
 // (`node --import tsx bench/NAME.ts ...`), one after another, output streamed; stops at the first
 // that fails and exits with its code.
 //   npm run bench                                   every bench with its defaults
@@ -63,6 +63,20 @@ function runBench(name: string, args: readonly string[]): Promise<number> {
   });
 }
 
+/** Benches measure the compiled package (bench/lib/built.ts): compile it first. */
+async function build(): Promise<void> {
+  console.error('=== npm run build');
+  const child = spawn('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  const code = await new Promise<number>((resolve) => {
+    child.on('error', () => resolve(1));
+    child.on('close', (c) => resolve(c ?? 1));
+  });
+  if (code !== 0) {
+    console.error('npm run build failed: no bench was run');
+    process.exit(code);
+  }
+}
+
 const benches = readdirSync(BENCH_DIR)
   .filter((f) => f.endsWith('.ts') && f !== 'run.ts')
   .map((f) => f.slice(0, -3))
@@ -78,6 +92,7 @@ if (first === '--help' || first === '-h' || first === 'help') {
         .join('\n')}\n`,
     );
 } else if (first === undefined) {
+  await build();
   for (const name of benches) {
     const code = await runBench(name, []);
     if (code !== 0) process.exit(code);
@@ -93,5 +108,6 @@ if (first === '--help' || first === '-h' || first === 'help') {
     console.error(`benches: ${benches.join(', ')} (npm run bench -- --help)`);
     process.exit(2);
   }
+  await build();
   process.exitCode = await runBench(name, rest);
 }
