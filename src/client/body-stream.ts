@@ -15,6 +15,11 @@ import { Readable } from 'node:stream';
 
 function ignore(): void {}
 
+/** The Readable's own buffered length (without this stream's queue). */
+const ownReadableLength = Object.getOwnPropertyDescriptor(Readable.prototype, 'readableLength')!.get as (
+  this: Readable,
+) => number;
+
 export interface BodyStreamHooks {
   /** The consumer wants more (backpressure released). */
   read(): void;
@@ -67,6 +72,17 @@ export class BodyStream extends Readable {
     }
     this.#wake();
     return this.#queuedBytes < this.#limit;
+  }
+
+  static {
+    // Octets buffered and not yet consumed: the Readable's own buffer and the queue. (@types/node
+    // types readableLength as a property, so it cannot be declared as an accessor here.)
+    Object.defineProperty(BodyStream.prototype, 'readableLength', {
+      configurable: true,
+      get(this: BodyStream): number {
+        return ownReadableLength.call(this) + this.#queuedBytes;
+      },
+    });
   }
 
   /** A Readable consumer (pipe, 'data', read()) wants data: move queued chunks into it. */
@@ -136,13 +152,13 @@ export class BodyStream extends Readable {
       this.#iterationDone = true;
       const err = this.errored;
       if (err) throw err;
-      if (this.#ended && this.#head === this.#queue.length && this.readableLength === 0) {
+      if (this.#ended && this.#head === this.#queue.length && ownReadableLength.call(this) === 0) {
         return { value: undefined, done: true };
       }
       throw Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
     }
     // Chunks a Readable consumer already pulled in come first, then the queue.
-    if (this.readableLength > 0) return { value: this.read() as Buffer, done: false };
+    if (ownReadableLength.call(this) > 0) return { value: this.read() as Buffer, done: false };
     if (this.#head < this.#queue.length) {
       const chunk = this.#take();
       if (this.#queuedBytes < this.#limit) this.#hooks.read();

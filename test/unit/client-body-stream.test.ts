@@ -115,3 +115,24 @@ test('pipe and pipeline still work (only async iteration is overridden)', async 
   );
   assert.equal(Buffer.concat(out).toString(), 'abcd');
 });
+
+test('queued octets count in readableLength, and push asks the connection to pause at the mark', () => {
+  let reads = 0;
+  const s = new BodyStream(
+    {
+      read: () => {
+        reads++;
+      },
+      destroy: (err, cb) => cb(err),
+    },
+    16,
+  );
+  assert.equal(s.push(Buffer.alloc(10)), true);
+  assert.equal(s.readableLength, 10);
+  assert.equal(s.push(Buffer.alloc(10)), false, 'over the 16-octet mark: pause');
+  assert.equal(s.readableLength, 20);
+  const chunk = s.read() as Buffer; // a Readable consumer pulls the queue in
+  assert.equal(chunk.length, 20);
+  assert.equal(s.readableLength, 0);
+  assert.ok(reads > 0, 'the connection was told to resume');
+});

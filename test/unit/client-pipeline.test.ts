@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { text } from 'node:stream/consumers';
 import { mock, test } from 'node:test';
+import { Connection } from '../../src/client/connection.ts';
 import { Pop3Client } from '../../src/client/index.ts';
 import { AbortRegistry, DeadlineTimer } from '../../src/client/job-watch.ts';
 import { isPopgateError } from '../../src/errors.ts';
@@ -175,4 +176,32 @@ test('the pipeline window is bounded by the octets LIST announced, not only by t
   assert.ok(stats.maxHeld >= 6, `at least 6 in flight (saw ${stats.maxHeld})`);
   assert.ok(stats.maxHeld <= 10, `at most 10 messages' octets in flight (saw ${stats.maxHeld})`);
   assert.deepEqual(held.scriptErrors, []);
+});
+
+test('retrieveMany queues RETRs a window ahead of the consumer, not the whole maildrop at once', async (t) => {
+  // 300 messages, depth 4: the consumer holds the first stream while the count of queued
+  // commands is read. Queuing everything up front (the old behaviour) makes it 300.
+  const messages = Array.from({ length: 300 }, (_, i) => message(i + 1));
+  const { server, client } = await connect(t, { messages, minHeld: 1 }, 4);
+  let submitted = 0;
+  const submit = Connection.prototype.submit;
+  mock.method(
+    Connection.prototype,
+    'submit',
+    function (this: Connection, ...args: Parameters<typeof submit>) {
+      if (args[0].verb === 'RETR') submitted++;
+      return submit.apply(this, args);
+    },
+  );
+  t.after(() => mock.restoreAll());
+  const numbers = messages.map((_, i) => i + 1);
+  let n = 0;
+  for await (const { stream } of client.retrieveMany(numbers)) {
+    if (n === 0) assert.ok(submitted <= 2 * 4 + 1, `${submitted} RETRs queued before the first was taken`);
+    assert.equal(await text(stream), messages[n]);
+    n += 1;
+  }
+  assert.equal(n, 300);
+  assert.equal(submitted, 300);
+  assert.deepEqual(server.scriptErrors, []);
 });
