@@ -1,6 +1,7 @@
-// `npm run bench`: builds dist/ (the benches measure the compiled package), then runs the benches in bench/, each in its own child process
-// (`node --import tsx bench/NAME.ts ...`), one after another, output streamed; stops at the first
-// that fails and exits with its code.
+// `npm run bench`: builds dist/ (the client and fetch benches measure the compiled package),
+// then runs the benches in bench/, each in its own child process (`node --import tsx
+// bench/NAME.ts ...`), one after another, output streamed; stops at the first that fails and
+// exits with its code.
 //   npm run bench                                   every bench with its defaults
 //   npm run bench -- client --rounds 3 --sets small  one bench; the other arguments are its flags
 //   npm run bench -- --help                          the benches and their header comments
@@ -63,7 +64,7 @@ function runBench(name: string, args: readonly string[]): Promise<number> {
   });
 }
 
-/** Benches measure the compiled package (bench/lib/built.ts): compile it first. */
+/** The client and fetch benches measure the compiled package (bench/lib/built.ts): build it. */
 async function build(): Promise<void> {
   console.error('=== npm run build');
   const child = spawn('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
