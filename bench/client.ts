@@ -242,12 +242,15 @@ function xoauth2Response(user: string, token: string): string {
 }
 
 /**
- * The wire limit: the login, every RETR and QUIT in one write, answers only counted (no
- * parsing). `'password'` logs in with USER and PASS, `'xoauth2'` with `AUTH XOAUTH2 <initial
- * response>` (Dovecot reads the pipelined commands after it once the login succeeds; a refused
- * login leaves a few hundred octets and fails the byte check). The socket stays open until
- * Dovecot closes it after QUIT: half-closing it early makes Dovecot's login process hang up
- * before the login (the earlier 0.27 s "wire limit" was that).
+ * The wire limit: the login and every RETR in one write, answers only counted, not parsed.
+ * `'password'` logs in with USER and PASS, `'xoauth2'` with `AUTH XOAUTH2 <initial response>`
+ * (Dovecot reads the pipelined commands after it once the login succeeds; a refused login leaves
+ * a few hundred octets and fails the byte check). QUIT follows once the last answer's
+ * terminator has arrived (terminators are counted, the only thing the reader looks at: dot-
+ * stuffing keeps CRLF.CRLF out of bodies): with QUIT in the first write, Dovecot's login proxy
+ * now and then closed the TLS connection before the last few hundred octets of a 5 MiB answer
+ * were out. The socket stays open until Dovecot closes it after QUIT: half-closing it early
+ * makes Dovecot's login process hang up before the login (the earlier 0.27 s "wire limit").
  */
 function rawReader(s: Shared, login: Login): Contender {
   const name = RAW[login];
@@ -255,6 +258,7 @@ function rawReader(s: Shared, login: Login): Contender {
     login === 'password'
       ? [`USER ${s.d.passwordUser.user}`, `PASS ${s.d.passwordUser.password}`]
       : [`AUTH XOAUTH2 ${xoauth2Response(OAUTH_USER, s.token)}`];
+  const TERMINATOR = Buffer.from('\r\n.\r\n');
   return {
     name,
     run: () =>
@@ -266,14 +270,22 @@ function rawReader(s: Shared, login: Login): Contender {
           servername: 'localhost',
         });
         let bytes = 0;
+        let answers = 0;
+        let tail: Buffer = Buffer.alloc(0); // the last octets of the previous chunk, for split terminators
         socket.on('secureConnect', () => {
           const cmds = [...loginCommands];
           for (let n = 1; n <= s.count; n++) cmds.push(`RETR ${n}`);
-          cmds.push('QUIT');
           socket.write(`${cmds.join('\r\n')}\r\n`);
         });
         socket.on('data', (c: Buffer) => {
           bytes += c.length;
+          if (answers === s.count) return;
+          const window = tail.length > 0 ? Buffer.concat([tail, c]) : c;
+          for (let at = window.indexOf(TERMINATOR); at !== -1; at = window.indexOf(TERMINATOR, at + 3)) {
+            answers++;
+          }
+          tail = window.subarray(Math.max(0, window.length - (TERMINATOR.length - 1)));
+          if (answers === s.count) socket.write('QUIT\r\n');
         });
         socket.on('error', reject);
         socket.on('close', () => {
