@@ -4,102 +4,34 @@
  * (RFC 2449 §6.6). Message bodies stream through a DotDecoder into a Readable with
  * backpressure (the socket pauses while the consumer is slow), so a message is never buffered
  * whole. Any protocol breach, timeout or drop is fatal: every pending call is rejected typed.
+ * The write side (command-writer.ts) and the body path (body-receiver.ts) are helpers it owns.
  */
 import type net from 'node:net';
-import type { Readable } from 'node:stream';
 import { Pop3Error } from '../errors.ts';
-import { type Logger, silentLogger } from '../observability/logger.ts';
-import { DotDecoder } from '../protocol/dot-stuffing.ts';
-import type { Pop3Limits, Pop3Timeouts } from '../protocol/limits.ts';
+import { silentLogger } from '../observability/logger.ts';
 import { LineReader } from '../protocol/line-reader.ts';
 import { MultilineCollector } from '../protocol/multiline.ts';
 import { scrubSecrets } from '../protocol/redact.ts';
-import { type Pop3Response, type Pop3StatusResponse, parseResponseLine } from '../protocol/response.ts';
-import { BodyStream } from './body-stream.ts';
-import { commandChannel, responseChannel } from './diagnostics.ts';
+import { type Pop3Response, parseResponseLine } from '../protocol/response.ts';
+import { BodyReceiver } from './body-receiver.ts';
+import { CommandWriter } from './command-writer.ts';
+import { responseChannel } from './diagnostics.ts';
 import { errorFromResponse } from './errors.ts';
+import type { BodyResult, ConnectionContext, Job, JobCallback, JobRequest, MultiResult } from './job.ts';
+import { createJob } from './job.ts';
 import { AbortRegistry, DeadlineTimer } from './job-watch.ts';
-
-export type JobKind = 'status' | 'raw' | 'multi' | 'body';
-
-export interface JobRequest {
-  /** Keyword for messages and errors (never carries arguments). */
-  verb: string;
-  /** Bytes to write; undefined for the greeting. */
-  line: Buffer | undefined;
-  /** Redacted form of the line for logs and diagnostics. */
-  logLine: string;
-  kind: JobKind;
-  signal?: AbortSignal | undefined;
-  /** Written only when nothing else is in flight, and nothing follows until it is answered. */
-  barrier?: boolean;
-  /** STLS: detach from the socket right after the +OK and fail closed on buffered bytes. */
-  upgrade?: boolean;
-  /** -ERR without a code means an authentication failure. */
-  authenticating?: boolean;
-  /** Body jobs: the size LIST announced, checked against the decoded octets. */
-  expectedSize?: number | undefined;
-}
-
-export interface MultiResult {
-  status: Pop3StatusResponse;
-  lines: readonly string[];
-}
-export interface BodyResult {
-  status: Pop3StatusResponse;
-  stream: Readable;
-}
-
-/** How a queued command reports: an error, or undefined and its answer. */
-export type JobCallback = (err: Error | undefined, value?: unknown) => void;
-
-interface Job {
-  readonly verb: string;
-  readonly line: Buffer | undefined;
-  readonly logLine: string;
-  readonly kind: JobKind;
-  readonly signal: AbortSignal | undefined;
-  readonly barrier: boolean;
-  readonly upgrade: boolean;
-  readonly authenticating: boolean;
-  expectedSize: number | undefined;
-  /** Octets of answer this job reserves in the pipeline's byte window (LIST size, or 0). */
-  windowBytes: number;
-  /** Called once with the answer or the error. */
-  readonly done: JobCallback;
-  settled: boolean;
-  abandoned: boolean;
-  phase: 'waiting' | 'sent' | 'lines' | 'body';
-  collector: MultilineCollector | undefined;
-  status: Pop3StatusResponse | undefined;
-  decoder: DotDecoder | undefined;
-  stream: Readable | undefined;
-}
-
-export interface ConnectionContext {
-  host: string;
-  port: number;
-  limits: Pop3Limits;
-  timeouts: Pop3Timeouts;
-  logger: Logger;
-  sizeCheck: 'strict' | 'off';
-}
-
-const OCTETS = /^(\d{1,15})(?: |$)/;
 
 export class Connection {
   readonly #ctx: ConnectionContext;
-  /** False for the silent default logger: no log fields are built per command and answer. */
+  /** False for the silent default logger: no log fields are built per answer. */
   readonly #logs: boolean;
   #socket: net.Socket | undefined;
   #reader: LineReader;
   readonly #waiting: Job[] = [];
   readonly #inflight: Job[] = [];
-  /** Sum of `windowBytes` over #inflight: the answers the server has been asked for. */
-  #inflightBytes = 0;
-  #pipelining = false;
+  readonly #writer: CommandWriter;
+  readonly #body: BodyReceiver;
   #pumpScheduled = false;
-  #pausedForBody = false;
   #detached = false;
   #closed: Pop3Error | undefined;
   #expectClose = false;
@@ -121,6 +53,15 @@ export class Connection {
     this.#logs = ctx.logger !== silentLogger;
     this.#onClose = onClose;
     this.#reader = new LineReader({ maxLineLength: ctx.limits.maxLineLength });
+    this.#writer = new CommandWriter(ctx, this.#waiting, this.#inflight, this.#deadline);
+    this.#body = new BodyReceiver(
+      ctx,
+      () => this.#closed !== undefined,
+      () => {
+        this.#drainSafely();
+        this.#readSocket();
+      },
+    );
     this.#listeners = {
       readable: () => this.#readSocket(),
       close: () => this.fail(new Pop3Error('ERR_POP3_CLOSED', 'the server closed the connection')),
@@ -133,7 +74,7 @@ export class Connection {
           ),
         ),
       timeout: () => {
-        if (this.#inflight.length > 0 && !this.#pausedForBody) {
+        if (this.#inflight.length > 0 && !this.#body.paused) {
           this.fail(
             new Pop3Error('ERR_POP3_TIMEOUT', `no data from the server for ${this.#ctx.timeouts.idle} ms`),
           );
@@ -148,7 +89,7 @@ export class Connection {
 
   /** Whether commands may be written before earlier answers arrive (CAPA PIPELINING). */
   set pipelining(on: boolean) {
-    this.#pipelining = on;
+    this.#writer.pipelining = on;
   }
 
   /** Secrets to scrub from any server text during an exchange (defence in depth). */
@@ -219,27 +160,7 @@ export class Connection {
       queueMicrotask(() => done(refused));
       return;
     }
-    // Every field set here, in one order: one object shape for all jobs.
-    const job: Job = {
-      verb: request.verb,
-      line: request.line,
-      logLine: request.logLine,
-      kind: request.kind,
-      signal: request.signal,
-      barrier: request.barrier === true,
-      upgrade: request.upgrade === true,
-      authenticating: request.authenticating === true,
-      expectedSize: request.expectedSize,
-      windowBytes: 0,
-      done,
-      settled: false,
-      abandoned: false,
-      phase: 'waiting',
-      collector: undefined,
-      status: undefined,
-      decoder: undefined,
-      stream: undefined,
-    };
+    const job = createJob(request, done);
     this.#aborts.add(job);
     if (request.line === undefined) {
       // The greeting: nothing to write, the answer is already on its way.
@@ -269,7 +190,7 @@ export class Connection {
     this.#deadline.stop();
     for (const job of [...this.#inflight, ...this.#waiting]) this.#settleError(job, err);
     this.#inflight.length = 0;
-    this.#inflightBytes = 0;
+    this.#writer.inflightBytes = 0;
     this.#waiting.length = 0;
     this.#aborts.clear();
     this.#secrets.clear();
@@ -288,55 +209,13 @@ export class Connection {
   #pump(): void {
     const socket = this.#socket;
     if (this.#closed || !socket || this.#detached) return;
-    const depth = this.#pipelining ? this.#ctx.limits.maxPipelineDepth : 1;
-    const budget = this.#ctx.limits.maxPipelineBytes;
-    // Refill the pipe in batches: wait until a quarter of it (in commands and in expected answer
-    // octets) is answered, then fill it up again in one write. Topping it up after every answer
-    // cost one TLS record, one syscall and one wake-up of the server per message; waiting for
-    // half of it to drain left the window a quarter emptier on average. Two commands may always
-    // be in flight, so messages larger than the byte window still follow each other gaplessly.
-    if (
-      this.#inflight.length >= 2 &&
-      (this.#inflight.length > depth - Math.max(1, depth >> 2) ||
-        this.#inflightBytes > budget - Math.floor(budget / 4))
-    ) {
-      return;
-    }
-    // One write per batch: a corked socket still queues one write request per command and hands
-    // them to writev; one concatenated buffer is one request (the commands are a few octets).
-    const batch: Buffer[] = [];
-    let batchBytes = 0;
-    while (this.#waiting.length > 0) {
-      const job = this.#waiting[0]!;
-      if (job.settled) {
-        this.#waiting.shift(); // aborted before it was written
-        continue;
-      }
-      const last = this.#inflight[this.#inflight.length - 1];
-      if (this.#inflight.length >= depth) break;
-      if (this.#inflight.length >= 2 && this.#inflightBytes >= budget) break;
-      if (last?.barrier || (job.barrier && this.#inflight.length > 0)) break;
-      this.#waiting.shift();
-      job.phase = 'sent';
-      job.windowBytes = job.expectedSize ?? 0;
-      this.#inflightBytes += job.windowBytes;
-      this.#inflight.push(job);
-      batch.push(job.line!);
-      batchBytes += job.line!.length;
-      if (this.#logs) this.#ctx.logger.debug({ command: job.logLine }, 'pop3 command');
-      if (commandChannel.hasSubscribers) {
-        commandChannel.publish({ host: this.#ctx.host, port: this.#ctx.port, command: job.logLine });
-      }
-      if (this.#inflight.length === 1) this.#deadline.watch(job, this.#ctx.timeouts.command);
-    }
-    if (batch.length === 1) socket.write(batch[0]!);
-    else if (batch.length > 1) socket.write(Buffer.concat(batch, batchBytes));
+    this.#writer.write(socket);
   }
 
   #abortJob(job: Job): void {
     const err = new Pop3Error('ERR_POP3_ABORTED', `${job.verb} was aborted`);
     if (job.phase === 'waiting') {
-      // Left in the queue and skipped by #pump: no O(n) search per aborted job.
+      // Left in the queue and skipped by the writer: no O(n) search per aborted job.
       this.#settleError(job, err);
       return;
     }
@@ -349,7 +228,7 @@ export class Connection {
     job.abandoned = true;
     this.#settleError(job, err);
     if (job.stream && !job.stream.destroyed) job.stream.destroy(err);
-    this.#resumeBody();
+    this.#body.resume();
   }
 
   #settle(job: Job, value: unknown): void {
@@ -374,7 +253,7 @@ export class Connection {
     const done = this.#inflight.shift();
     if (done) {
       this.#deadline.unwatch(done);
-      this.#inflightBytes -= done.windowBytes;
+      this.#writer.inflightBytes -= done.windowBytes;
     }
     const next = this.#inflight[0];
     if (next && next.phase === 'sent' && next.line !== undefined)
@@ -385,7 +264,7 @@ export class Connection {
   /** Reads what the socket holds, unless a slow body consumer has paused the connection. */
   #readSocket(): void {
     const socket = this.#socket;
-    while (socket && !this.#pausedForBody && !this.#detached && !this.#closed) {
+    while (socket && !this.#body.paused && !this.#detached && !this.#closed) {
       const chunk = socket.read() as Buffer | null;
       if (chunk === null) return;
       this.#onData(chunk);
@@ -417,10 +296,13 @@ export class Connection {
     while (!this.#closed && !this.#detached) {
       const head = this.#inflight[0];
       if (head?.phase === 'body') {
-        if (this.#pausedForBody) return;
+        if (this.#body.paused) return;
         const data = this.#reader.takeBuffered();
         if (data.length === 0) return;
-        if (!this.#feedBody(head, data)) return;
+        const rest = this.#body.feed(head, data);
+        if (rest === undefined) return;
+        this.#finishHead();
+        this.#reader.push(rest);
         continue;
       }
       const line = this.#reader.readLine();
@@ -505,91 +387,11 @@ export class Connection {
       return;
     }
     // Body: hand a stream to the caller now; bytes flow as they arrive.
-    if (job.expectedSize === undefined) {
-      const m = OCTETS.exec(response.text);
-      if (m) job.expectedSize = Number(m[1]);
-    }
-    job.phase = 'body';
+    const stream = this.#body.open(job, response);
     // From here the socket's idle timeout guards the body (it may take long, with progress).
     this.#deadline.unwatch(job);
-    job.decoder = new DotDecoder(this.#ctx.limits.maxMessageSize);
-    job.stream = new BodyStream(
-      {
-        read: () => this.#resumeBody(),
-        destroy: (err, cb) => {
-          // The consumer gave up: discard the rest of this body, keep the connection.
-          if (!job.decoder!.done) job.abandoned = true;
-          this.#resumeBody();
-          cb(err);
-        },
-      },
-      256 * 1024,
-    );
     // BodyStream keeps an error from crashing the process when the body fails before the caller
     // holds the stream (a size mismatch in the first chunk).
-    this.#settle(job, { status: response, stream: job.stream } satisfies BodyResult);
-  }
-
-  /** Feeds body bytes; returns false when the drain loop must stop (paused or waiting). */
-  #feedBody(job: Job, data: Buffer): boolean {
-    const decoder = job.decoder!;
-    const stream = job.stream!;
-    let result: ReturnType<DotDecoder['push']>;
-    try {
-      result = decoder.push(data);
-    } catch (err) {
-      // Over maxMessageSize: we cannot find the end without reading it all; close.
-      if (!stream.destroyed) stream.destroy(err as Error);
-      throw err;
-    }
-    let wantMore = true;
-    if (!job.abandoned && !stream.destroyed) {
-      for (const part of result.body) wantMore = stream.push(part) && wantMore;
-      const expected = job.expectedSize;
-      if (this.#ctx.sizeCheck === 'strict' && expected !== undefined && decoder.size > expected + 2) {
-        job.abandoned = true;
-        stream.destroy(this.#sizeError(job, decoder.size, expected, 'more'));
-      }
-    }
-    if (result.done) {
-      if (!job.abandoned && !stream.destroyed) {
-        const mismatch = this.#checkSize(job, decoder.size);
-        if (mismatch) stream.destroy(mismatch);
-        else stream.push(null);
-      }
-      this.#finishHead();
-      this.#reader.push(result.rest);
-      return true;
-    }
-    if (!wantMore && !job.abandoned && !stream.destroyed) {
-      this.#pausedForBody = true;
-      return false;
-    }
-    return false;
-  }
-
-  #checkSize(job: Job, size: number): Pop3Error | undefined {
-    const expected = job.expectedSize;
-    if (this.#ctx.sizeCheck === 'off' || expected === undefined || size === expected) return undefined;
-    // A message without a final line end gains the CRLF that precedes the terminator.
-    if (size === expected + 2) return undefined;
-    return this.#sizeError(job, size, expected, size > expected ? 'more' : 'fewer');
-  }
-
-  #sizeError(job: Job, size: number, expected: number, which: string): Pop3Error {
-    return new Pop3Error(
-      'ERR_POP3_SIZE_MISMATCH',
-      `${job.verb} delivered ${which} octets (${size}${which === 'more' ? '+' : ''}) than LIST announced (${expected}); the message was not accepted`,
-    );
-  }
-
-  #resumeBody(): void {
-    if (!this.#pausedForBody || this.#closed) return;
-    this.#pausedForBody = false;
-    // Bytes buffered before the pause are still in the reader, and more wait in the socket.
-    queueMicrotask(() => {
-      this.#drainSafely();
-      this.#readSocket();
-    });
+    this.#settle(job, { status: response, stream } satisfies BodyResult);
   }
 }

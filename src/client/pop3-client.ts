@@ -15,9 +15,9 @@
  * await client.quit();
  * ```
  */
-import { EventEmitter, setMaxListeners } from 'node:events';
+import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
-import { isPopgateError, Pop3Error, SaslError } from '../errors.ts';
+import { isPopgateError, Pop3Error } from '../errors.ts';
 import { type Pop3Capabilities, parseCapabilities } from '../protocol/capabilities.ts';
 import { serializeCommand } from '../protocol/command.ts';
 import {
@@ -27,46 +27,23 @@ import {
   type ScanListing,
   type UniqueIdListing,
 } from '../protocol/multiline.ts';
-import { REDACTED } from '../protocol/redact.ts';
 import type { Pop3StatusResponse } from '../protocol/response.ts';
-import { toSaslMechanism } from '../sasl/mechanisms.ts';
-import { encodeOAuthBearer } from '../sasl/oauthbearer.ts';
-import { encodePlain } from '../sasl/plain.ts';
-import { encodeXOAuth2 } from '../sasl/xoauth2.ts';
-import { type BodyResult, Connection, type JobKind, type MultiResult } from './connection.ts';
+import { Connection } from './connection.ts';
 import { connectChannel } from './diagnostics.ts';
+import type { BodyResult, JobKind, MultiResult } from './job.ts';
+import { type AuthenticateOptions, passwordLogin, saslLogin } from './login.ts';
+import { checkNumber } from './message-number.ts';
 import { type Pop3ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.ts';
-import { runSaslExchange } from './sasl-exchange.ts';
+import { type RetrievedMessage, retrieveInWindow } from './retrieval.ts';
 import { openSocket, upgradeSocket } from './transport.ts';
+
+export type { AuthenticateOptions, TokenProvider } from './login.ts';
+export type { RetrievedMessage } from './retrieval.ts';
 
 export type Pop3ClientState = 'new' | 'connecting' | 'authorization' | 'transaction' | 'closed';
 
-/** Returns an access token; `forceRefresh` asks for a new one after the server refused the last. */
-export type TokenProvider = (options: { forceRefresh: boolean }) => Promise<string>;
-
-export interface AuthenticateOptions {
-  mechanism: 'XOAUTH2' | 'OAUTHBEARER' | 'PLAIN';
-  /** The mailbox user (XOAUTH2 `user=`, OAUTHBEARER authzid `a=`, PLAIN authcid). */
-  user: string;
-  /** Access token (or, for PLAIN only, a password) as a string or an async provider. */
-  token: string | TokenProvider;
-  signal?: AbortSignal | undefined;
-}
-
 export interface CallOptions {
   signal?: AbortSignal | undefined;
-}
-
-export interface RetrievedMessage {
-  readonly number: number;
-  readonly stream: Readable;
-}
-
-function checkNumber(n: number, what = 'message number'): string {
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new Pop3Error('ERR_POP3_INVALID_ARGUMENT', `${what} must be a positive integer`);
-  }
-  return String(n);
 }
 
 export class Pop3Client extends EventEmitter {
@@ -230,53 +207,7 @@ export class Pop3Client extends EventEmitter {
   async authenticate(options: AuthenticateOptions): Promise<void> {
     this.#assertState('authorization');
     this.#assertSecure();
-    const mechanism = toSaslMechanism(options.mechanism);
-    if (mechanism === 'PLAIN' && !this.#options.allowPasswordLogin) {
-      // DESIGN.md practice 1-2: popgate never sends a mail password unless asked to in so many words.
-      throw new Pop3Error(
-        'ERR_POP3_INVALID_ARGUMENT',
-        'SASL PLAIN sends a password, which is disabled; pass allowPasswordLogin: true to enable it',
-      );
-    }
-    const offered = this.#caps?.sasl ?? [];
-    if (offered.length > 0 && !offered.includes(mechanism)) {
-      throw new SaslError(
-        'ERR_SASL_MECHANISM',
-        `the server does not offer SASL ${mechanism}; it offers ${offered.join(', ')}`,
-      );
-    }
-    const provider = typeof options.token === 'function' ? options.token : undefined;
-    const attempt = async (token: string, earlier?: string) => {
-      const initialResponse =
-        mechanism === 'XOAUTH2'
-          ? encodeXOAuth2({ user: options.user, token })
-          : mechanism === 'OAUTHBEARER'
-            ? encodeOAuthBearer({
-                user: options.user,
-                token,
-                host: this.#options.servername ?? this.#options.host,
-                port: this.#options.port,
-              })
-            : encodePlain({ user: options.user, password: token });
-      await runSaslExchange(this.#conn!, {
-        mechanism,
-        initialResponse,
-        secrets: earlier === undefined ? [token] : [token, earlier],
-        signal: options.signal,
-        maxSaslResponse: this.#options.limits.maxSaslResponse,
-      });
-    };
-    const first = provider ? await provider({ forceRefresh: false }) : (options.token as string);
-    try {
-      await attempt(first);
-    } catch (err) {
-      const refusedCredentials =
-        isPopgateError(err, 'ERR_POP3_AUTH_FAILED') &&
-        ((err as Pop3Error).responseCode === 'AUTH' || (err as Pop3Error).saslError !== undefined);
-      if (!provider || !refusedCredentials || this.#conn?.closed) throw err;
-      this.#options.logger.info({ mechanism }, 'pop3 token refused; retrying once with a fresh token');
-      await attempt(await provider({ forceRefresh: true }), first);
-    }
+    await saslLogin(this.#conn!, this.#options, this.#caps, options);
     await this.#enterTransaction(options.signal);
   }
 
@@ -290,25 +221,7 @@ export class Pop3Client extends EventEmitter {
     }
     this.#assertState('authorization');
     this.#assertSecure();
-    const conn = this.#conn!;
-    const base = { kind: 'status' as const, barrier: true, authenticating: true, signal: options.signal };
-    conn.addSecret(options.password);
-    try {
-      await conn.send({
-        ...base,
-        verb: 'USER',
-        line: serializeCommand('USER', [options.user]),
-        logLine: 'USER',
-      });
-      await conn.send({
-        ...base,
-        verb: 'PASS',
-        line: serializeCommand('PASS', [options.password]),
-        logLine: `PASS ${REDACTED}`,
-      });
-    } finally {
-      conn.clearSecrets();
-    }
+    await passwordLogin(this.#conn!, options);
     await this.#enterTransaction(options.signal);
   }
 
@@ -369,73 +282,12 @@ export class Pop3Client extends EventEmitter {
    * in order; consume each stream before asking for the next. Leaving the loop early aborts the
    * rest without closing the connection.
    */
-  async *retrieveMany(
-    numbers: Iterable<number>,
-    options: CallOptions = {},
-  ): AsyncGenerator<RetrievedMessage> {
-    this.#assertState('transaction');
-    const list = [...numbers];
-    for (const n of list) checkNumber(n);
-    const conn = this.#conn!;
-    const controller = new AbortController();
-    const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal;
-    setMaxListeners(0, signal);
-    // RETRs are queued a window ahead of the consumer, not all at once: memory stays bounded by
-    // the window however large the maildrop, and the connection's pipe never runs dry (its own
-    // window is half of this one).
-    const { maxPipelineDepth, maxPipelineBytes } = this.#options.limits;
-    const aheadCommands = 2 * maxPipelineDepth;
-    const aheadBytes = 2 * maxPipelineBytes;
-    const results: (BodyResult | Error | undefined)[] = new Array(list.length);
-    let wake: (() => void) | undefined;
-    let queued = 0;
-    let queuedBytes = 0;
-    const queueMore = (taken: number) => {
-      while (
-        queued < list.length &&
-        queued - taken < aheadCommands &&
-        (queuedBytes < aheadBytes || queued - taken < 2)
-      ) {
-        const index = queued++;
-        const n = list[index]!;
-        const size = this.#sizes.get(n);
-        queuedBytes += size ?? 0;
-        conn.submit(
-          {
-            verb: 'RETR',
-            line: Buffer.from(`RETR ${n}\r\n`, 'latin1'), // n is a checked safe integer
-            logLine: `RETR ${n}`,
-            kind: 'body',
-            signal,
-            expectedSize: size,
-          },
-          (err, value) => {
-            results[index] = err ?? (value as BodyResult);
-            const waiting = wake;
-            wake = undefined;
-            waiting?.();
-          },
-        );
-      }
+  retrieveMany(numbers: Iterable<number>, options: CallOptions = {}): AsyncGenerator<RetrievedMessage> {
+    const begin = () => {
+      this.#assertState('transaction');
+      return this.#conn!;
     };
-    try {
-      queueMore(0);
-      for (let i = 0; i < list.length; i++) {
-        while (results[i] === undefined) {
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-        }
-        const result = results[i]!;
-        results[i] = undefined;
-        queuedBytes -= this.#sizes.get(list[i]!) ?? 0;
-        queueMore(i + 1);
-        if (result instanceof Error) throw result;
-        yield { number: list[i]!, stream: result.stream };
-      }
-    } finally {
-      controller.abort();
-    }
+    return retrieveInWindow(begin, numbers, this.#sizes, this.#options.limits, options);
   }
 
   /** TOP n lines (RFC 1939 §7): headers and the first `lines` body lines, as a stream. */
