@@ -84,10 +84,7 @@ export class BodyReceiver {
       }
       return result.rest;
     }
-    if (!wantMore && !job.abandoned && !stream.destroyed) {
-      this.paused = true;
-      return undefined;
-    }
+    if (!wantMore && !job.abandoned && !stream.destroyed) this.paused = true;
     return undefined;
   }
 
