@@ -122,6 +122,18 @@ const POPGATE: Record<Login, string> = { xoauth2: 'popgate (XOAUTH2)', password:
 const RAW: Record<Login, string> = { xoauth2: 'raw reader (XOAUTH2)', password: 'raw reader (USER/PASS)' };
 const SUBJECTS = [POPGATE.xoauth2, POPGATE.password];
 
+/** A popgate client for the set's endpoint (direct or through the delay proxy). */
+function popgateClient(s: Shared, allowPasswordLogin: boolean) {
+  return new Pop3Client({
+    host: s.at.host,
+    port: s.at.port,
+    tls: 'implicit',
+    ca: s.d.caCertPem,
+    servername: 'localhost',
+    allowPasswordLogin,
+  });
+}
+
 /**
  * popgate as an application uses it: log in, LIST (sizes for the byte checks and the pipeline's
  * byte window), then pipelined RETR of everything. Its ratio is taken against the raw reader with
@@ -133,14 +145,7 @@ function popgate(s: Shared, login: Login): Contender {
   return {
     name,
     async run() {
-      const c = new Pop3Client({
-        host: s.at.host,
-        port: s.at.port,
-        tls: 'implicit',
-        ca: s.d.caCertPem,
-        servername: 'localhost',
-        allowPasswordLogin: login === 'password',
-      });
+      const c = popgateClient(s, login === 'password');
       await c.connect();
       if (login === 'password') {
         await c.loginWithPassword({ user: s.d.passwordUser.user, password: s.d.passwordUser.password });
@@ -304,14 +309,7 @@ function rawReader(s: Shared, login: Login): Contender {
  * (TLS, POP3 and Dovecot included), measured outside the timed runs.
  */
 async function noopRoundTrip(s: Shared, probes = 25): Promise<number> {
-  const c = new Pop3Client({
-    host: s.at.host,
-    port: s.at.port,
-    tls: 'implicit',
-    ca: s.d.caCertPem,
-    servername: 'localhost',
-    allowPasswordLogin: true,
-  });
+  const c = popgateClient(s, true);
   await c.connect();
   await c.loginWithPassword({ user: s.d.passwordUser.user, password: s.d.passwordUser.password });
   const times: number[] = [];
