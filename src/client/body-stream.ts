@@ -159,6 +159,7 @@ export class BodyStream extends Readable {
     }
     // Chunks a Readable consumer already pulled in come first, then the queue.
     if (ownReadableLength.call(this) > 0) return { value: this.read() as Buffer, done: false };
+    if (this.readableEncoding !== null) return this.#pollDecoded();
     if (this.#head < this.#queue.length) {
       const chunk = this.#take();
       if (this.#queuedBytes < this.#limit) this.#hooks.read();
@@ -169,6 +170,22 @@ export class BodyStream extends Readable {
       // Like Node's iterator: 'end' is emitted, then autoDestroy closes the stream.
       super.push(null);
       this.read();
+      return { value: undefined, done: true };
+    }
+    return undefined;
+  }
+
+  /**
+   * After setEncoding(): every chunk goes through the Readable's string decoder (a character may
+   * straddle two chunks), and the loop yields strings, as Node's own iterator does.
+   */
+  #pollDecoded(): IteratorResult<Buffer> | undefined {
+    // Moves the queue into the Readable, or the end once the queue is empty.
+    if (this.#head < this.#queue.length || this.#ended) this._read();
+    if (ownReadableLength.call(this) > 0) return { value: this.read() as Buffer, done: false };
+    if (this.#ended && this.#head === this.#queue.length) {
+      this.#iterationDone = true;
+      this.read(); // 'end', then autoDestroy closes the stream
       return { value: undefined, done: true };
     }
     return undefined;

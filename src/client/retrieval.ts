@@ -6,6 +6,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { Readable } from 'node:stream';
+import { Pop3Error } from '../errors.ts';
 import type { Pop3Limits } from '../protocol/limits.ts';
 import type { Connection } from './connection.ts';
 import type { BodyResult } from './job.ts';
@@ -71,9 +72,10 @@ export async function* retrieveInWindow(
       );
     }
   };
+  let i = 0;
   try {
     queueMore(0);
-    for (let i = 0; i < list.length; i++) {
+    for (; i < list.length; i++) {
       while (results[i] === undefined) {
         await new Promise<void>((resolve) => {
           wake = resolve;
@@ -84,9 +86,20 @@ export async function* retrieveInWindow(
       queuedBytes -= sizes.get(list[i]!) ?? 0;
       queueMore(i + 1);
       if (result instanceof Error) throw result;
+      // An abort wins over answers that arrived before it (they are discarded below).
+      if (options.signal?.aborted) {
+        result.stream.destroy();
+        throw new Pop3Error('ERR_POP3_ABORTED', 'RETR was aborted');
+      }
       yield { number: list[i]!, stream: result.stream };
     }
   } finally {
     controller.abort();
+    // Answered but never yielded (the loop was left, or failed): discard their bodies, or a
+    // body over the stream's mark would pause the connection for good.
+    for (let j = i + 1; j < queued; j++) {
+      const result = results[j];
+      if (result !== undefined && !(result instanceof Error)) result.stream.destroy();
+    }
   }
 }

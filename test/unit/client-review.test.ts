@@ -1,0 +1,236 @@
+// Review tests for the client's paused-mode reading, windowed retrieveMany and BodyStream hand-off:
+// edge cases where a stream consumer, an abort or a server misbehaves mid-body. Scripted servers
+// on loopback; no time is asserted (a hang fails through the test's own timeout).
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { pipeline } from 'node:stream/promises';
+import { type TestContext, test } from 'node:test';
+import { Pop3Client, type Pop3ClientOptions } from '../../src/client/index.ts';
+import { isPopgateError } from '../../src/errors.ts';
+import { maildropScript, startFakePop3Server } from '../helpers/fake-pop3-server.ts';
+
+const HANG = { timeout: 20_000 };
+
+async function loggedIn(
+  t: TestContext,
+  opts: Parameters<typeof maildropScript>[0],
+  extra: Partial<Pop3ClientOptions> = {},
+) {
+  const server = await startFakePop3Server({ script: maildropScript(opts) });
+  t.after(() => server.close());
+  const client = new Pop3Client({
+    host: server.host,
+    port: server.port,
+    tls: 'none-loopback-insecure',
+    timeouts: { command: 10_000, idle: 10_000, greeting: 10_000 },
+    ...extra,
+  });
+  t.after(() => client.close());
+  await client.connect();
+  await client.authenticate({ mechanism: 'XOAUTH2', user: 'u', token: 'tok' });
+  return { server, client };
+}
+
+/** A message of about `kib` KiB with a recognisable first line. */
+const big = (i: number, kib: number) =>
+  `Subject: ${i}\r\n\r\n${`${String(i % 10).repeat(1022)}\r\n`.repeat(kib)}`;
+
+const slowSink = (out: Buffer[]) =>
+  new Writable({
+    highWaterMark: 1024,
+    write(chunk: Buffer, _e, cb) {
+      out.push(chunk);
+      setImmediate(cb);
+    },
+  });
+
+test(
+  'leaving retrieveMany early with large messages already answered keeps the session usable',
+  HANG,
+  async (t) => {
+    // Messages over the body stream's 256 KiB mark: a message answered but never yielded fills its
+    // stream and pauses the connection; it must be discarded when the loop is left.
+    const messages = Array.from({ length: 4 }, (_, i) => big(i + 1, 600));
+    const { client } = await loggedIn(t, { messages });
+    await client.list();
+    for await (const { stream } of client.retrieveMany([1, 2, 3, 4])) {
+      assert.equal(await text(stream), messages[0]);
+      // Let the next answer's +OK arrive and its body fill its stream.
+      await new Promise((r) => setTimeout(r, 100));
+      break;
+    }
+    await client.noop();
+    assert.equal(await text(await client.retrieve(4)), messages[3]);
+  },
+);
+
+test(
+  'an abort of retrieveMany mid-way discards answered messages and the session goes on',
+  HANG,
+  async (t) => {
+    const messages = Array.from({ length: 4 }, (_, i) => big(i + 1, 600));
+    const { client } = await loggedIn(t, { messages });
+    await client.list();
+    const controller = new AbortController();
+    const got: number[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const { number, stream } of client.retrieveMany([1, 2, 3, 4], {
+          signal: controller.signal,
+        })) {
+          got.push(number);
+          assert.equal(await text(stream), messages[number - 1]);
+          if (number === 1) {
+            await new Promise((r) => setTimeout(r, 100));
+            controller.abort();
+          }
+        }
+      })(),
+      (e) => isPopgateError(e, 'ERR_POP3_ABORTED'),
+    );
+    assert.deepEqual(got, [1]);
+    await client.noop();
+    assert.equal(await text(await client.retrieve(3)), messages[2]);
+  },
+);
+
+test(
+  'pipe into a slow Writable: the connection pauses and resumes, every byte arrives once',
+  HANG,
+  async (t) => {
+    const messages = [big(1, 2048), big(2, 700), 'small\r\n'];
+    const { client } = await loggedIn(t, { messages });
+    await client.list();
+    let i = 0;
+    for await (const { stream } of client.retrieveMany([1, 2, 3])) {
+      const out: Buffer[] = [];
+      await pipeline(stream, slowSink(out));
+      assert.equal(Buffer.concat(out).toString('latin1'), messages[i]);
+      i += 1;
+    }
+    assert.equal(i, 3);
+    await client.noop();
+  },
+);
+
+test('a consumer that mixes read() and async iteration gets every byte once, in order', HANG, async (t) => {
+  const messages = [big(1, 900), 'next\r\n'];
+  const { client } = await loggedIn(t, { messages });
+  await client.list();
+  const stream = await client.retrieve(1);
+  const parts: Buffer[] = [];
+  // Paused-mode read() first (waiting on 'readable'), then a loop that alternates.
+  for (let k = 0; k < 3; k++) {
+    let chunk = stream.read(5000) as Buffer | null;
+    while (chunk === null) {
+      await new Promise((r) => stream.once('readable', r));
+      chunk = stream.read(5000) as Buffer | null;
+    }
+    parts.push(chunk);
+  }
+  let turn = 0;
+  for await (const chunk of stream) {
+    parts.push(chunk as Buffer);
+    if (turn++ % 2 === 0) {
+      const extra = stream.read() as Buffer | null;
+      if (extra) parts.push(extra);
+    }
+  }
+  assert.equal(Buffer.concat(parts).toString('latin1'), messages[0]);
+  assert.equal(await text(await client.retrieve(2)), 'next\r\n');
+});
+
+test(
+  'setEncoding applies to async iteration: strings, with characters split across chunks intact',
+  HANG,
+  async (t) => {
+    // 3-octet characters over a body much larger than one chunk: some character straddles chunks.
+    const body = `Subject: utf8\r\n\r\n${`${'€'.repeat(340)}\r\n`.repeat(600)}`;
+    const wire = Buffer.from(body, 'utf8').toString('latin1');
+    const { client } = await loggedIn(t, {
+      messages: ['x\r\n'],
+      on: (verb, _a, s) => {
+        if (verb !== 'RETR') return false;
+        s.write(Buffer.from(`+OK\r\n${wire}.\r\n`, 'latin1'));
+        return true;
+      },
+    });
+    const stream = await client.retrieve(1);
+    stream.setEncoding('utf8');
+    let out = '';
+    let strings = true;
+    for await (const chunk of stream) {
+      if (typeof chunk !== 'string') strings = false;
+      out += chunk;
+    }
+    assert.equal(strings, true, 'chunks are strings after setEncoding');
+    assert.equal(out, body);
+  },
+);
+
+test(
+  'destroying a body stream mid-message discards the rest and the next answer is read in step',
+  HANG,
+  async (t) => {
+    const messages = [big(1, 2048), 'second\r\n'];
+    const { client } = await loggedIn(t, { messages });
+    await client.list();
+    const stream = await client.retrieve(1);
+    const queued = client.retrieve(2);
+    const noop = client.noop();
+    for await (const _ of stream) break; // one chunk, then destroy
+    assert.equal(stream.destroyed, true);
+    assert.equal(await text(await queued), 'second\r\n');
+    await noop;
+    await client.noop();
+  },
+);
+
+test(
+  'a server that closes while the consumer has paused the connection fails the stream',
+  HANG,
+  async (t) => {
+    const { client } = await loggedIn(t, {
+      messages: ['x\r\n'],
+      on: (verb, _a, s) => {
+        if (verb !== 'RETR') return false;
+        s.write(`+OK 9000000 octets\r\n${'y'.repeat(1022)}\r\n`.repeat(1));
+        s.write(`${'y'.repeat(1022)}\r\n`.repeat(3000));
+        s.end();
+        return true;
+      },
+    });
+    const stream = await client.retrieve(1);
+    const queued = client.noop();
+    queued.catch(() => {});
+    await new Promise((r) => setTimeout(r, 200)); // the connection pauses on a full stream
+    let n = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of stream) n += (chunk as Buffer).length;
+      })(),
+      (e) => isPopgateError(e, 'ERR_POP3_CLOSED'),
+    );
+    assert.equal(n, 3001 * 1024, 'every byte sent before the close was delivered');
+    await assert.rejects(queued, (e) => isPopgateError(e, 'ERR_POP3_CLOSED'));
+    assert.equal(client.state, 'closed');
+  },
+);
+
+test('retrieveMany over duplicates and a number LIST did not return', HANG, async (t) => {
+  const messages = ['one\r\n', 'two\r\n'];
+  const { client } = await loggedIn(t, { messages });
+  await client.list();
+  const got: string[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const { number, stream } of client.retrieveMany([2, 2, 1, 9, 1])) {
+        got.push(`${number}:${await text(stream)}`);
+      }
+    })(),
+    (e) => isPopgateError(e, 'ERR_POP3_ERR_RESPONSE'),
+  );
+  assert.deepEqual(got, ['2:two\r\n', '2:two\r\n', '1:one\r\n']);
+  assert.equal(await text(await client.retrieve(1)), 'one\r\n');
+});
