@@ -21,6 +21,8 @@ import type { BodyResult, ConnectionContext, Job, JobCallback, JobRequest, Multi
 import { createJob } from './job.ts';
 import { AbortRegistry, DeadlineTimer } from './job-watch.ts';
 
+function ignore(): void {}
+
 export class Connection {
   readonly #ctx: ConnectionContext;
   /** False for the silent default logger: no log fields are built per answer. */
@@ -187,6 +189,12 @@ export class Connection {
     this.#closed = err;
     const socket = this.#detach();
     if (!this.#expectClose) socket?.destroy();
+    else if (socket) {
+      // After QUIT's +OK: discard whatever else the server sends, so that its FIN ends (and
+      // closes) the socket; in paused mode unread bytes would keep it open, and the process alive.
+      socket.on('error', ignore);
+      socket.resume();
+    }
     this.#deadline.stop();
     for (const job of [...this.#inflight, ...this.#waiting]) this.#settleError(job, err);
     this.#inflight.length = 0;

@@ -2,10 +2,11 @@
 // edge cases where a stream consumer, an abort or a server misbehaves mid-body. Scripted servers
 // on loopback; no time is asserted (a hang fails through the test's own timeout).
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
-import { type TestContext, test } from 'node:test';
+import { mock, type TestContext, test } from 'node:test';
 import { Pop3Client, type Pop3ClientOptions } from '../../src/client/index.ts';
 import { isPopgateError } from '../../src/errors.ts';
 import { maildropScript, startFakePop3Server } from '../helpers/fake-pop3-server.ts';
@@ -234,3 +235,78 @@ test('retrieveMany over duplicates and a number LIST did not return', HANG, asyn
   assert.deepEqual(got, ['2:two\r\n', '2:two\r\n', '1:one\r\n']);
   assert.equal(await text(await client.retrieve(1)), 'one\r\n');
 });
+
+/** Captures the sockets the client opens. */
+function captureSockets(t: TestContext): net.Socket[] {
+  const sockets: net.Socket[] = [];
+  const connect = net.connect;
+  mock.method(net, 'connect', (...args: Parameters<typeof net.connect>) => {
+    const socket = connect(...args);
+    sockets.push(socket);
+    return socket;
+  });
+  t.after(() => mock.restoreAll());
+  return sockets;
+}
+
+/** Waits (bounded) until `socket` is destroyed. */
+async function closedSoon(socket: net.Socket): Promise<boolean> {
+  for (let i = 0; i < 200 && !socket.destroyed; i++) await new Promise((r) => setTimeout(r, 10));
+  return socket.destroyed;
+}
+
+/** A minimal server that keeps its side open after the client's FIN (allowHalfOpen). */
+async function halfOpenServer(t: TestContext, onQuit: (socket: net.Socket) => void): Promise<number> {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('error', () => {});
+    socket.write('+OK hi\r\n');
+    let buffer = '';
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString('latin1');
+      for (let i = buffer.indexOf('\n'); i !== -1; i = buffer.indexOf('\n')) {
+        const line = buffer.slice(0, i).trim();
+        buffer = buffer.slice(i + 1);
+        if (line === 'CAPA') socket.write('+OK\r\nSASL XOAUTH2\r\n.\r\n');
+        else if (line === 'QUIT') {
+          socket.write('+OK bye\r\n');
+          onQuit(socket);
+        } else socket.write('+OK\r\n');
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  return (server.address() as net.AddressInfo).port;
+}
+
+for (const after of ['nothing', 'stray bytes'] as const) {
+  test(
+    `after QUIT (then ${after} from the server) the client's socket is closed and its listeners removed`,
+    HANG,
+    async (t) => {
+      const sockets = captureSockets(t);
+      const serverSockets: net.Socket[] = [];
+      const port = await halfOpenServer(t, (socket) => {
+        serverSockets.push(socket);
+        // Later segments, after the client has read +OK and let go of the socket.
+        setTimeout(() => {
+          if (after === 'stray bytes') socket.write('* stray\r\n');
+          setTimeout(() => socket.end(), 50);
+        }, 50);
+      });
+      t.after(() => {
+        for (const s of serverSockets) s.destroy();
+      });
+      const client = new Pop3Client({ host: '127.0.0.1', port, tls: 'none-loopback-insecure' });
+      t.after(() => client.close());
+      await client.connect();
+      await client.authenticate({ mechanism: 'XOAUTH2', user: 'u', token: 'tok' });
+      await client.quit();
+      assert.equal(client.state, 'closed');
+      assert.equal(sockets.length, 1);
+      const socket = sockets[0]!;
+      assert.equal(socket.listenerCount('readable'), 0);
+      assert.equal(await closedSoon(socket), true, 'the socket closes once the server has closed');
+    },
+  );
+}
