@@ -7,8 +7,10 @@ import { Writable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { mock, type TestContext, test } from 'node:test';
+import tls from 'node:tls';
 import { Pop3Client, type Pop3ClientOptions } from '../../src/client/index.ts';
 import { isPopgateError } from '../../src/errors.ts';
+import { createTestCerts } from '../helpers/certs.ts';
 import { maildropScript, startFakePop3Server } from '../helpers/fake-pop3-server.ts';
 
 const HANG = { timeout: 20_000 };
@@ -310,3 +312,77 @@ for (const after of ['nothing', 'stray bytes'] as const) {
     },
   );
 }
+
+test(
+  'STLS: plaintext injected in a later segment after +OK fails closed, no credential is sent',
+  HANG,
+  async (t) => {
+    const certs = await createTestCerts(t);
+    const received: string[] = [];
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((raw) => {
+      sockets.push(raw);
+      raw.on('error', () => {});
+      raw.write('+OK hi\r\n');
+      let buffer = '';
+      const onLine = (socket: net.Socket, line: string, secure: boolean) => {
+        received.push(`${secure ? 'tls' : 'plain'}:${line}`);
+        if (line === 'CAPA') socket.write('+OK\r\nSTLS\r\nSASL XOAUTH2\r\n.\r\n');
+        else if (line === 'STLS' && !secure) {
+          raw.pause();
+          raw.removeAllListeners('data');
+          raw.write('+OK begin TLS\r\n');
+          setTimeout(() => {
+            // The injection, in its own segment, then a genuine handshake.
+            raw.write('+OK\r\nSASL PLAIN\r\n.\r\n');
+            const secured = new tls.TLSSocket(raw, {
+              isServer: true,
+              key: certs.server.keyPem,
+              cert: certs.server.certPem,
+            });
+            secured.on('error', () => {});
+            let tlsBuffer = '';
+            secured.on('data', (chunk: Buffer) => {
+              tlsBuffer += chunk.toString('latin1');
+              for (let i = tlsBuffer.indexOf('\n'); i !== -1; i = tlsBuffer.indexOf('\n')) {
+                const l = tlsBuffer.slice(0, i).trim();
+                tlsBuffer = tlsBuffer.slice(i + 1);
+                onLine(secured, l, true);
+              }
+            });
+          }, 30);
+        } else socket.write('+OK\r\n');
+      };
+      raw.on('data', (chunk: Buffer) => {
+        buffer += chunk.toString('latin1');
+        for (let i = buffer.indexOf('\n'); i !== -1; i = buffer.indexOf('\n')) {
+          const line = buffer.slice(0, i).trim();
+          buffer = buffer.slice(i + 1);
+          onLine(raw, line, false);
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.after(() => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((r) => server.close(() => r()));
+    });
+    const client = new Pop3Client({
+      host: 'localhost',
+      port: (server.address() as net.AddressInfo).port,
+      tls: 'starttls',
+      ca: certs.caCertPem,
+      timeouts: { connect: 5000, greeting: 5000, command: 5000 },
+    });
+    t.after(() => client.close());
+    await assert.rejects(
+      client.connect(),
+      (e) => isPopgateError(e, 'ERR_POP3_TLS') || isPopgateError(e, 'ERR_POP3_STLS_INJECTION'),
+    );
+    assert.equal(client.state, 'closed');
+    assert.ok(
+      !received.some((l) => l.startsWith('tls:')),
+      `nothing was sent after STLS: ${received.join(' ')}`,
+    );
+  },
+);
