@@ -116,7 +116,8 @@ export class Connection {
     socket.on('close', this.#listeners.close);
     socket.on('error', this.#listeners.error);
     socket.on('timeout', this.#listeners.timeout);
-    this.#readSocket();
+    // No read here: the greeting's job does not exist yet. Node emits 'readable' on the next
+    // tick for bytes already buffered, and starts reading otherwise.
   }
 
   #detach(): net.Socket | undefined {
@@ -178,6 +179,7 @@ export class Connection {
 
   /** Ends the connection after QUIT's +OK: the close that follows is expected. */
   end(): void {
+    if (this.#closed) return;
     this.#expectClose = true;
     this.#socket?.end();
     this.fail(new Pop3Error('ERR_POP3_CLOSED', 'the connection was closed by the client'));
@@ -190,10 +192,13 @@ export class Connection {
     const socket = this.#detach();
     if (!this.#expectClose) socket?.destroy();
     else if (socket) {
-      // After QUIT's +OK: discard whatever else the server sends, so that its FIN ends (and
-      // closes) the socket; in paused mode unread bytes would keep it open, and the process alive.
+      // After QUIT's +OK (RFC 1939 §6: the server has already committed the deletions): discard
+      // whatever else it sends and close as soon as our end is flushed, like poplib does, so a
+      // server that never closes (or sends stray bytes, which paused mode would keep unread)
+      // cannot keep the socket, and the process, alive.
       socket.on('error', ignore);
       socket.resume();
+      socket.destroySoon();
     }
     this.#deadline.stop();
     for (const job of [...this.#inflight, ...this.#waiting]) this.#settleError(job, err);
@@ -386,6 +391,8 @@ export class Connection {
       }
       this.#settle(job, response);
       this.#finishHead();
+      // After QUIT's +OK, bytes in the same read are not an answer to anything: stop here.
+      if (job.closes) this.end();
       return;
     }
     if (job.kind === 'multi') {

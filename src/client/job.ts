@@ -35,6 +35,8 @@ export interface JobRequest {
   barrier?: boolean;
   /** STLS: detach from the socket right after the +OK and fail closed on buffered bytes. */
   upgrade?: boolean;
+  /** QUIT: the session ends with its +OK; whatever the server sends after it is not read. */
+  closes?: boolean;
   /** -ERR without a code means an authentication failure. */
   authenticating?: boolean;
   /** Body jobs: the size LIST announced, checked against the decoded octets. */
@@ -61,6 +63,7 @@ export interface Job {
   readonly signal: AbortSignal | undefined;
   readonly barrier: boolean;
   readonly upgrade: boolean;
+  readonly closes: boolean;
   readonly authenticating: boolean;
   expectedSize: number | undefined;
   /** Octets of answer this job reserves in the pipeline's byte window (LIST size, or 0). */
@@ -87,6 +90,7 @@ export function createJob(request: JobRequest, done: JobCallback): Job {
     signal: request.signal,
     barrier: request.barrier === true,
     upgrade: request.upgrade === true,
+    closes: request.closes === true,
     authenticating: request.authenticating === true,
     expectedSize: request.expectedSize,
     windowBytes: 0,

@@ -334,6 +334,7 @@ export class Pop3Client extends EventEmitter {
       logLine: 'QUIT',
       kind: 'status',
       barrier: true,
+      closes: true,
       signal: options.signal,
     });
     conn.end();

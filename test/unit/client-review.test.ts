@@ -258,8 +258,15 @@ async function closedSoon(socket: net.Socket): Promise<boolean> {
 }
 
 /** A minimal server that keeps its side open after the client's FIN (allowHalfOpen). */
-async function halfOpenServer(t: TestContext, onQuit: (socket: net.Socket) => void): Promise<number> {
+async function halfOpenServer(
+  t: TestContext,
+  onQuit: (socket: net.Socket) => void,
+  quitAnswer = '+OK bye\r\n',
+): Promise<number> {
+  const open = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
     socket.on('error', () => {});
     socket.write('+OK hi\r\n');
     let buffer = '';
@@ -270,18 +277,22 @@ async function halfOpenServer(t: TestContext, onQuit: (socket: net.Socket) => vo
         buffer = buffer.slice(i + 1);
         if (line === 'CAPA') socket.write('+OK\r\nSASL XOAUTH2\r\n.\r\n');
         else if (line === 'QUIT') {
-          socket.write('+OK bye\r\n');
+          socket.write(quitAnswer);
           onQuit(socket);
         } else socket.write('+OK\r\n');
       }
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  // server.close() waits for its connections: end the ones a test left half-open first.
+  t.after(() => {
+    for (const socket of open) socket.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
   return (server.address() as net.AddressInfo).port;
 }
 
-for (const after of ['nothing', 'stray bytes'] as const) {
+for (const after of ['nothing', 'stray bytes', 'no close at all'] as const) {
   test(
     `after QUIT (then ${after} from the server) the client's socket is closed and its listeners removed`,
     HANG,
@@ -293,7 +304,8 @@ for (const after of ['nothing', 'stray bytes'] as const) {
         // Later segments, after the client has read +OK and let go of the socket.
         setTimeout(() => {
           if (after === 'stray bytes') socket.write('* stray\r\n');
-          setTimeout(() => socket.end(), 50);
+          // A server that never closes must not keep the client's socket (or process) alive.
+          if (after !== 'no close at all') setTimeout(() => socket.end(), 50);
         }, 50);
       });
       t.after(() => {
@@ -308,7 +320,7 @@ for (const after of ['nothing', 'stray bytes'] as const) {
       assert.equal(sockets.length, 1);
       const socket = sockets[0]!;
       assert.equal(socket.listenerCount('readable'), 0);
-      assert.equal(await closedSoon(socket), true, 'the socket closes once the server has closed');
+      assert.equal(await closedSoon(socket), true, 'the socket closes after QUIT');
     },
   );
 }
@@ -384,5 +396,21 @@ test(
       !received.some((l) => l.startsWith('tls:')),
       `nothing was sent after STLS: ${received.join(' ')}`,
     );
+  },
+);
+
+test(
+  'stray bytes in the same read as the +OK to QUIT are not read: quit resolves, close says closed',
+  HANG,
+  async (t) => {
+    const port = await halfOpenServer(t, (socket) => socket.end(), '+OK bye\r\n* stray\r\n');
+    const client = new Pop3Client({ host: '127.0.0.1', port, tls: 'none-loopback-insecure' });
+    t.after(() => client.close());
+    const closed = new Promise<unknown>((resolve) => client.once('close', resolve));
+    await client.connect();
+    await client.authenticate({ mechanism: 'XOAUTH2', user: 'u', token: 'tok' });
+    await client.quit();
+    const err = await closed;
+    assert.ok(isPopgateError(err, 'ERR_POP3_CLOSED'), `close event: ${(err as Error).message}`);
   },
 );
