@@ -3,12 +3,8 @@ import { text } from 'node:stream/consumers';
 import { test } from 'node:test';
 import { Pop3Client } from '../../src/client/index.ts';
 import { isPopgateError } from '../../src/errors.ts';
-import {
-  DEFAULT_CAPA,
-  type FakeSession,
-  maildropScript,
-  startFakePop3Server,
-} from '../helpers/fake-pop3-server.ts';
+import { clientOnFakeServer } from '../helpers/fake-client.ts';
+import { DEFAULT_CAPA, type FakeSession, maildropScript } from '../helpers/fake-pop3-server.ts';
 
 const MESSAGES = [
   'Subject: one\r\n\r\nhello\r\n',
@@ -17,17 +13,9 @@ const MESSAGES = [
 ];
 
 async function setup(t: import('node:test').TestContext, opts: Parameters<typeof maildropScript>[0]) {
-  const server = await startFakePop3Server({ script: maildropScript(opts) });
-  t.after(() => server.close());
-  const client = new Pop3Client({
-    host: server.host,
-    port: server.port,
-    tls: 'none-loopback-insecure',
-    timeouts: { command: 5000, idle: 5000 },
-  });
-  t.after(() => client.close());
-  await client.connect();
-  return { server, client };
+  const pair = await clientOnFakeServer(t, maildropScript(opts), { timeouts: { command: 5000, idle: 5000 } });
+  await pair.client.connect();
+  return pair;
 }
 
 test('a session runs every RFC 1939 command and streams messages dot-unstuffed', async (t) => {

@@ -1,38 +1,21 @@
 import assert from 'node:assert/strict';
 import { text } from 'node:stream/consumers';
 import { type TestContext, test } from 'node:test';
-import { Pop3Client, type Pop3ClientOptions } from '../../src/client/index.ts';
+import type { Pop3ClientOptions } from '../../src/client/index.ts';
 import { isPopgateError, Pop3Error } from '../../src/errors.ts';
-import {
-  type FakeScript,
-  type FakeSession,
-  maildropScript,
-  startFakePop3Server,
-} from '../helpers/fake-pop3-server.ts';
+import { clientOnFakeServer, loggedInOnFakeServer } from '../helpers/fake-client.ts';
+import { type FakeScript, type FakeSession, maildropScript } from '../helpers/fake-pop3-server.ts';
 
-async function connect(t: TestContext, script: FakeScript, extra: Partial<Pop3ClientOptions> = {}) {
-  const server = await startFakePop3Server({ script });
-  t.after(() => server.close());
-  const client = new Pop3Client({
-    host: server.host,
-    port: server.port,
-    tls: 'none-loopback-insecure',
-    timeouts: { command: 5000, idle: 5000, greeting: 5000 },
-    ...extra,
-  });
-  t.after(() => client.close());
-  return { server, client };
-}
+const TIMEOUTS = { timeouts: { command: 5000, idle: 5000, greeting: 5000 } };
+const connect = (t: TestContext, script: FakeScript, extra: Partial<Pop3ClientOptions> = {}) =>
+  clientOnFakeServer(t, script, { ...TIMEOUTS, ...extra });
 
 async function loggedIn(
   t: TestContext,
   opts: Parameters<typeof maildropScript>[0],
   extra: Partial<Pop3ClientOptions> = {},
 ) {
-  const r = await connect(t, maildropScript(opts), extra);
-  await r.client.connect();
-  await r.client.authenticate({ mechanism: 'XOAUTH2', user: 'u', token: 'tok' });
-  return r;
+  return loggedInOnFakeServer(t, maildropScript(opts), { ...TIMEOUTS, ...extra });
 }
 
 test('a server that drops mid-RETR fails the stream and every pending call with ERR_POP3_CLOSED', async (t) => {

@@ -8,6 +8,7 @@ import { Connection } from '../../src/client/connection.ts';
 import { Pop3Client } from '../../src/client/index.ts';
 import { AbortRegistry, DeadlineTimer } from '../../src/client/job-watch.ts';
 import { isPopgateError } from '../../src/errors.ts';
+import { loggedInOnFakeServer } from '../helpers/fake-client.ts';
 import { type HeldRetrStats, heldRetrScript, startFakePop3Server } from '../helpers/fake-pop3-server.ts';
 
 const message = (i: number) =>
@@ -18,19 +19,10 @@ async function connect(
   script: Parameters<typeof heldRetrScript>[0],
   depth: number,
 ) {
-  const server = await startFakePop3Server({ script: heldRetrScript(script) });
-  t.after(() => server.close());
-  const client = new Pop3Client({
-    host: server.host,
-    port: server.port,
-    tls: 'none-loopback-insecure',
+  return loggedInOnFakeServer(t, heldRetrScript(script), {
     timeouts: { command: 10_000, idle: 10_000 },
     limits: { maxPipelineDepth: depth },
   });
-  t.after(() => client.close());
-  await client.connect();
-  await client.authenticate({ mechanism: 'XOAUTH2', user: 'u@example.test', token: 'tok' });
-  return { server, client };
 }
 
 test('retrieveMany gets every answer from a server that answers only with 10 RETRs in hand', async (t) => {

@@ -11,29 +11,20 @@ import tls from 'node:tls';
 import { Pop3Client, type Pop3ClientOptions } from '../../src/client/index.ts';
 import { isPopgateError } from '../../src/errors.ts';
 import { createTestCerts } from '../helpers/certs.ts';
-import { maildropScript, startFakePop3Server } from '../helpers/fake-pop3-server.ts';
+import { loggedInOnFakeServer } from '../helpers/fake-client.ts';
+import { maildropScript } from '../helpers/fake-pop3-server.ts';
 
 const HANG = { timeout: 20_000 };
 
-async function loggedIn(
+const loggedIn = (
   t: TestContext,
   opts: Parameters<typeof maildropScript>[0],
   extra: Partial<Pop3ClientOptions> = {},
-) {
-  const server = await startFakePop3Server({ script: maildropScript(opts) });
-  t.after(() => server.close());
-  const client = new Pop3Client({
-    host: server.host,
-    port: server.port,
-    tls: 'none-loopback-insecure',
+) =>
+  loggedInOnFakeServer(t, maildropScript(opts), {
     timeouts: { command: 10_000, idle: 10_000, greeting: 10_000 },
     ...extra,
   });
-  t.after(() => client.close());
-  await client.connect();
-  await client.authenticate({ mechanism: 'XOAUTH2', user: 'u', token: 'tok' });
-  return { server, client };
-}
 
 /** A message of about `kib` KiB with a recognisable first line. */
 const big = (i: number, kib: number) =>
