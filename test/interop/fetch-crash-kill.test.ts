@@ -52,12 +52,12 @@ test('SIGKILL at 50 random moments of a 500-message fetch with --delete: every m
   }, 2);
   await probe.exit;
   clearInterval(watch);
-  const window = Math.max(300, Date.now() - firstLine);
+  let window = Math.max(300, Date.now() - firstLine);
   t.diagnostic(`a whole run takes ${window} ms after the session is up`);
   let next = 100_000;
   let kills = 0;
   const phases = new Map<string, number>();
-  for (let attempt = 0; kills < 50 && attempt < 150; attempt++) {
+  for (let attempt = 0; kills < 50 && attempt < 250; attempt++) {
     if ((await onServer(source)) === 0) {
       // A run got through QUIT: deliver another 500 so later kills land mid-fetch again.
       const more = await writeUniformMessages(source, 500, 3000, { firstIndex: next, seed: 11, owner });
@@ -66,6 +66,11 @@ test('SIGKILL at 50 random moments of a 500-message fetch with --delete: every m
       for (const [id, bytes] of await sourceContents(more)) contents.set(id, bytes);
     }
     const run = startCli(e);
+    let upAt = 0;
+    let exitedAt = 0;
+    void run.exit.then(() => {
+      exitedAt = Date.now();
+    });
     const early = random() < 0.15;
     await new Promise<void>((resolve) => {
       const fire = () => {
@@ -80,6 +85,7 @@ test('SIGKILL at 50 random moments of a 500-message fetch with --delete: every m
       const poll = setInterval(() => {
         if (run.lines.length > 0 || run.child.exitCode !== null) {
           clearInterval(poll);
+          upAt = Date.now();
           setTimeout(fire, random() * window);
         }
       }, 2);
@@ -89,10 +95,16 @@ test('SIGKILL at 50 random moments of a 500-message fetch with --delete: every m
     const lastPhase = last ? (JSON.parse(last) as { phase?: string }).phase : undefined;
     const phase = signal === 'SIGKILL' ? (lastPhase ?? 'startup') : `exited ${code}`;
     if (signal === 'SIGKILL') kills++;
+    // A run that finished before its kill moment: the calibration ran slower than runs do now
+    // (load on the shared cores comes and goes). Move the window halfway to this run's length,
+    // so the kill moments keep spreading over the real work, its end (DELE, QUIT) included.
+    else if (code === 0 && upAt > 0 && exitedAt >= upAt) {
+      window = Math.max(100, Math.round((window + (exitedAt - upAt)) / 2));
+    }
     phases.set(phase, (phases.get(phase) ?? 0) + 1);
   }
-  assert.equal(kills, 50);
   t.diagnostic(`kills by phase: ${JSON.stringify(Object.fromEntries(phases))}`);
+  assert.equal(kills, 50);
   const final = await runToEnd(e);
   assert.equal(final.code, 0, final.stderr);
   const again = await runToEnd(e);
