@@ -30,21 +30,7 @@ export function toCrlf(chunk: Uint8Array, prev = -1): Buffer {
   const extra = countBareLf(chunk, prev);
   const input = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   if (extra === 0) return input;
-  const out = Buffer.allocUnsafe(chunk.length + extra);
-  let written = 0;
-  let start = 0;
-  let at = chunk.indexOf(LF);
-  while (at !== -1) {
-    const before = at === 0 ? prev : chunk[at - 1];
-    if (before !== CR) {
-      written += input.copy(out, written, start, at);
-      out[written++] = CR;
-      start = at;
-    }
-    at = chunk.indexOf(LF, at + 1);
-  }
-  input.copy(out, written, start);
-  return out;
+  return copyAsCrlf(input, Buffer.allocUnsafe(chunk.length + extra), prev);
 }
 
 /**
@@ -61,11 +47,17 @@ export function crlfCopy(chunk: Uint8Array, expectedSize: number): Buffer | unde
     input.copy(out);
     return out;
   }
+  return copyAsCrlf(input, out, -1);
+}
+
+/** Copies `input` into `out` (sized for the result) with a CR before every bare LF. */
+function copyAsCrlf(input: Buffer, out: Buffer, prev: number): Buffer {
   let written = 0;
   let start = 0;
   let at = input.indexOf(LF);
   while (at !== -1) {
-    if (at === 0 || input[at - 1] !== CR) {
+    const before = at === 0 ? prev : input[at - 1];
+    if (before !== CR) {
       written += input.copy(out, written, start, at);
       out[written++] = CR;
       start = at;
