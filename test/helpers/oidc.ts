@@ -37,6 +37,29 @@ export function nativeAccount(
   });
 }
 
+/**
+ * A `config.toml` section for a client-credentials account `name` of the test authorization
+ * server (http on loopback, so `allow_insecure_http`), with `lines` appended (client auth keys).
+ */
+export function clientCredentialsAccountToml(
+  as: AuthorizationServer,
+  name: string,
+  clientId: string,
+  lines: readonly string[],
+): string {
+  return [
+    `[accounts.${name}]`,
+    `user = "${name}@example.test"`,
+    `issuer = "${as.issuer}"`,
+    `client_id = "${clientId}"`,
+    'flow = "client-credentials"',
+    'scopes = ["pop3"]',
+    'allow_insecure_http = true',
+    ...lines,
+    '',
+  ].join('\n');
+}
+
 /** A fast poll for tests: the device flow waits at most 50 ms between polls. */
 export const quickSleep: Sleep = (ms, signal) =>
   new Promise((resolve, reject) => {

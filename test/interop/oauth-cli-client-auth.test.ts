@@ -12,7 +12,12 @@ import { after, before, describe, test } from 'node:test';
 import type { CliContext } from '../../src/cli/context.ts';
 import { main } from '../../src/cli/main.ts';
 import { resolvePaths } from '../../src/cli/paths.ts';
-import { type AuthorizationServer, startTestAuthorizationServer, tempDir } from '../helpers/oidc.ts';
+import {
+  type AuthorizationServer,
+  clientCredentialsAccountToml,
+  startTestAuthorizationServer,
+  tempDir,
+} from '../helpers/oidc.ts';
 
 let as: AuthorizationServer;
 let home: { dir: string; cleanup: () => Promise<void> };
@@ -129,17 +134,7 @@ before(async () => {
   const loosePem = await file('loose-key.pem', jwtKey.pem, 0o644);
   const otherPem = await file('other-key.pem', ecKeyPem().pem, 0o600);
   const account = (name: string, clientId: string, lines: string[]) =>
-    [
-      `[accounts.${name}]`,
-      `user = "${name}@example.test"`,
-      `issuer = "${as.issuer}"`,
-      `client_id = "${clientId}"`,
-      'flow = "client-credentials"',
-      'scopes = ["pop3"]',
-      'allow_insecure_http = true',
-      ...lines,
-      '',
-    ].join('\n');
+    clientCredentialsAccountToml(as, name, clientId, lines);
   await writeFile(
     join(home.dir, 'config', 'popgate', 'config.toml'),
     [

@@ -9,7 +9,12 @@ import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type AuthorizationServer, startTestAuthorizationServer, tempDir } from '../helpers/oidc.ts';
+import {
+  type AuthorizationServer,
+  clientCredentialsAccountToml,
+  startTestAuthorizationServer,
+  tempDir,
+} from '../helpers/oidc.ts';
 import { requirePeer } from '../helpers/peers.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -38,17 +43,9 @@ async function makeHome(name: string): Promise<{ home: string; env: Record<strin
   await writeFile(secretFile, `${as.clients.secretBasic.clientSecret}\n`, { mode: 0o600 });
   await writeFile(
     join(home, 'config', 'popgate', 'config.toml'),
-    [
-      '[accounts.app]',
-      'user = "app@example.test"',
-      `issuer = "${as.issuer}"`,
-      `client_id = "${as.clients.secretBasic.clientId}"`,
+    clientCredentialsAccountToml(as, 'app', as.clients.secretBasic.clientId, [
       `client_secret_file = "${secretFile}"`,
-      'flow = "client-credentials"',
-      'scopes = ["pop3"]',
-      'allow_insecure_http = true',
-      '',
-    ].join('\n'),
+    ]),
   );
   const env: Record<string, string> = {
     HOME: home,

@@ -9,7 +9,12 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { type AuthorizationServer, startTestAuthorizationServer, tempDir } from '../helpers/oidc.ts';
+import {
+  type AuthorizationServer,
+  clientCredentialsAccountToml,
+  startTestAuthorizationServer,
+  tempDir,
+} from '../helpers/oidc.ts';
 import { requirePeer } from '../helpers/peers.ts';
 
 const exec = promisify(execFile);
@@ -32,17 +37,9 @@ before(async () => {
   await writeFile(secretFile, `${as.clients.secretBasic.clientSecret}\n`, { mode: 0o600 });
   await writeFile(
     join(home.dir, 'config', 'popgate', 'config.toml'),
-    [
-      '[accounts.app]',
-      'user = "app@example.test"',
-      `issuer = "${as.issuer}"`,
-      `client_id = "${as.clients.secretBasic.clientId}"`,
+    clientCredentialsAccountToml(as, 'app', as.clients.secretBasic.clientId, [
       `client_secret_file = "${secretFile}"`,
-      'flow = "client-credentials"',
-      'scopes = ["pop3"]',
-      'allow_insecure_http = true',
-      '',
-    ].join('\n'),
+    ]),
   );
   env = {
     HOME: home.dir,
