@@ -68,6 +68,19 @@ describe('popgate serve --config FILE', () => {
   let pop3s = 0;
   let pop3 = 0;
   let token = '';
+  /** curl as the test user with the bearer token, TLS required (pop3s, or STLS on pop3). */
+  const curlBearer = (url: string) =>
+    curl([
+      '-sS',
+      '--ssl-reqd',
+      '--cacert',
+      certs.caCertPath,
+      '--oauth2-bearer',
+      token,
+      '-u',
+      `${USER}:`,
+      url,
+    ]);
   const certFile = () => join(dir, 'tls-cert.pem');
   const keyFile = () => join(dir, 'tls-key.pem');
 
@@ -159,17 +172,7 @@ describe('popgate serve --config FILE', () => {
 
   it('curl retrieves a message byte for byte after STLS', async (t) => {
     if (!requirePeer(t, 'curl')) return;
-    const r = await curl([
-      '-sS',
-      '--ssl-reqd',
-      '--cacert',
-      certs.caCertPath,
-      '--oauth2-bearer',
-      token,
-      '-u',
-      `${USER}:`,
-      `pop3://127.0.0.1:${pop3}/2`,
-    ]);
+    const r = await curlBearer(`pop3://127.0.0.1:${pop3}/2`);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, MESSAGES[1]);
   });
@@ -207,17 +210,7 @@ describe('popgate serve --config FILE', () => {
   it('a new login after the reload works, on both listeners', async (t) => {
     if (!requirePeer(t, 'curl')) return;
     for (const url of [`pop3s://127.0.0.1:${pop3s}/1`, `pop3://127.0.0.1:${pop3}/1`]) {
-      const r = await curl([
-        '-sS',
-        '--ssl-reqd',
-        '--cacert',
-        certs.caCertPath,
-        '--oauth2-bearer',
-        token,
-        '-u',
-        `${USER}:`,
-        url,
-      ]);
+      const r = await curlBearer(url);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, MESSAGES[0]);
     }
