@@ -67,18 +67,24 @@ async function setup(
   return { dir, source, base, env };
 }
 
-function cli(s: Setup, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...s.base, ...args], {
-      env: s.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+/** `popgate fetch` as a child; `result` settles with its exit code and output once it closes. */
+function startCli(s: Setup, args: string[]) {
+  const child = spawn(process.execPath, [BIN, ...s.base, ...args], {
+    env: s.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+  const result = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.once('close', (code) => resolve({ code, stdout, stderr })),
+  );
+  return { child, result };
+}
+
+function cli(s: Setup, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return startCli(s, args).result;
 }
 
 async function serverCount(source: string): Promise<number> {
@@ -179,22 +185,10 @@ test('SIGTERM finishes the message in flight, records it, deletes what is record
   const s = await setup(t, 'term@example.test', 40);
   const out = join(s.dir, 'out');
   await mkdir(out);
-  const child = spawn(
-    process.execPath,
-    [BIN, ...s.base, '--deliver', `sleep 0.1; cat > ${out}/$POPGATE_UIDL`, '--delete'],
-    {
-      env: s.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const closed = new Promise<number | null>((resolve) => child.once('close', resolve));
+  const { child, result } = startCli(s, ['--deliver', `sleep 0.1; cat > ${out}/$POPGATE_UIDL`, '--delete']);
   for (let i = 0; i < 400 && (await readdir(out)).length < 3 && child.exitCode === null; i++) await sleep(25);
   child.kill('SIGTERM');
-  const code = await closed;
+  const { code, stdout, stderr } = await result;
   assert.equal(code, 75, stdout + stderr);
   assert.match(stdout, /stopped early by a signal/);
   const delivered = (await readdir(out)).length;
