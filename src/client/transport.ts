@@ -5,21 +5,21 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { Pop3Error } from '../errors.ts';
+import { checkServerIdentityStrict, serverNameFor } from '../internal/tls-identity.ts';
 import type { ResolvedClientOptions } from './options.ts';
 
 function tlsOptions(options: ResolvedClientOptions): tls.ConnectionOptions {
-  const servername = options.servername ?? (net.isIP(options.host) ? undefined : options.host);
+  const servername = options.servername ?? serverNameFor(options.host);
+  // Verify against the configured name even when connecting by IP.
+  const identity = options.servername ?? options.host;
   const out: tls.ConnectionOptions = {
     host: options.host,
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2',
+    checkServerIdentity: (_host, cert) => checkServerIdentityStrict(identity, cert),
   };
   if (servername !== undefined) out.servername = servername;
   if (options.ca !== undefined) out.ca = [...options.ca];
-  if (options.servername !== undefined) {
-    // Verify against the configured name even when connecting by IP.
-    out.checkServerIdentity = (_host, cert) => tls.checkServerIdentity(options.servername!, cert);
-  }
   return out;
 }
 

@@ -9,6 +9,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { type PeerCertificate, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { Pop3TlsMode } from '../client/options.ts';
 import { Pop3Client } from '../client/pop3-client.ts';
+import { checkServerIdentityStrict, serverNameFor } from '../internal/tls-identity.ts';
 import type { Pop3Capabilities } from '../protocol/capabilities.ts';
 
 export interface ProbeOptions {
@@ -114,7 +115,8 @@ async function probeTls(options: ProbeOptions): Promise<TlsFacts> {
       port: options.port,
       ...(base ? { socket: base } : {}),
       ...(options.ca ? { ca: options.ca } : {}),
-      servername: /^[\d.:]+$/.test(options.host) ? '' : options.host,
+      servername: serverNameFor(options.host) ?? '',
+      checkServerIdentity: checkServerIdentityStrict,
       rejectUnauthorized: false,
     });
     s.once('secureConnect', () => resolve(s));

@@ -1,4 +1,4 @@
-// Scripted POP3 servers on 127.0.0.1:0 for the client's edge cases (STYLE.md #16): each
+// Scripted POP3 servers on 127.0.0.1:0 (or [::1]:0) for the client's edge cases (STYLE.md #16): each
 // connection runs a script that reads command lines and writes whatever bytes the test wants,
 // including broken ones (STLS injection, drops, wrong sizes, huge lines, one-byte drip).
 import net from 'node:net';
@@ -15,6 +15,8 @@ export interface FakeSession {
   startTls(): Promise<void>;
   /** Whether the session is on TLS now. */
   readonly secure: boolean;
+  /** The server name (SNI) the client sent in the TLS handshake; false when none. */
+  readonly servername: string | false;
   /** Ends gracefully / drops abruptly. */
   end(): void;
   destroy(): void;
@@ -27,11 +29,13 @@ export interface FakeServerOptions {
   tls?: { key: string; cert: string };
   /** Implicit TLS from the first byte. */
   implicitTls?: boolean;
+  /** The loopback address to listen on; default 127.0.0.1. */
+  listenHost?: '127.0.0.1' | '::1';
   script: FakeScript;
 }
 
 export interface FakePop3Server {
-  readonly host: '127.0.0.1';
+  readonly host: '127.0.0.1' | '::1';
   readonly port: number;
   /** Every line received by every session, in order, tagged `plain:` or `tls:`. */
   readonly received: string[];
@@ -99,6 +103,9 @@ export async function startFakePop3Server(options: FakeServerOptions): Promise<F
       get secure() {
         return secure;
       },
+      get servername() {
+        return (socket instanceof tls.TLSSocket ? socket.servername : false) ?? false;
+      },
       startTls: async () => {
         if (!options.tls) throw new Error('no certificate configured');
         socket.off('data', onData);
@@ -132,10 +139,11 @@ export async function startFakePop3Server(options: FakeServerOptions): Promise<F
       ? tls.createServer({ key: options.tls.key, cert: options.tls.cert }, handle)
       : net.createServer(handle);
   server.on('tlsClientError', () => {});
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const host = options.listenHost ?? '127.0.0.1';
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const address = server.address() as net.AddressInfo;
   return {
-    host: '127.0.0.1',
+    host,
     port: address.port,
     received,
     scriptErrors,

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { connect, createServer } from 'node:tls';
 import { isPopgateError } from '../../src/errors.ts';
+import { checkServerIdentityStrict } from '../../src/internal/tls-identity.ts';
 import { createTestCerts } from '../helpers/certs.ts';
 import { requirePeer } from '../helpers/peers.ts';
 
@@ -22,7 +23,14 @@ async function handshake(
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   try {
-    const socket = connect({ host, port, ca, ...(servername ? { servername } : {}) });
+    // popgate's identity check (Node 22.23's own refuses ::1 against an IP:::1 SAN: nodejs/node#64144).
+    const socket = connect({
+      host,
+      port,
+      ca,
+      checkServerIdentity: checkServerIdentityStrict,
+      ...(servername ? { servername } : {}),
+    });
     const err = await new Promise<Error | undefined>((resolve) => {
       socket.once('secureConnect', () => resolve(undefined));
       socket.once('error', resolve);

@@ -29,6 +29,27 @@ test('implicit TLS verifies the server against the given CA and logs in', async 
   await client.quit();
 });
 
+test('implicit TLS to an IPv6 literal sends no server name and verifies the IP against the certificate', async (t) => {
+  const certs = await createTestCerts(t);
+  const serverNames: (string | false)[] = [];
+  const server = await startFakePop3Server({
+    implicitTls: true,
+    listenHost: '::1',
+    tls: { key: certs.server.keyPem, cert: certs.server.certPem },
+    script: async (session) => {
+      serverNames.push(session.servername);
+      await maildropScript({ messages: [] })(session);
+    },
+  });
+  t.after(() => server.close());
+  const client = new Pop3Client({ host: '::1', port: server.port, tls: 'implicit', ca: certs.caCertPem });
+  t.after(() => client.close());
+  await client.connect();
+  assert.equal(client.secure, true);
+  assert.deepEqual(serverNames, [false]);
+  await client.quit();
+});
+
 test('implicit TLS without the CA fails with ERR_POP3_TLS (there is no switch to ignore it)', async (t) => {
   const certs = await createTestCerts(t);
   const server = await startFakePop3Server({
