@@ -267,3 +267,24 @@ export function mergeAccountSources(
 function camel(key: string): string {
   return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 }
+
+/** The config account `name` with env vars and flags applied (flags win). */
+export async function accountFromCli(
+  ctx: Pick<CliContext, 'paths' | 'env'>,
+  name: string | undefined,
+  flags: Readonly<Record<string, unknown>> = {},
+): Promise<AccountConfig> {
+  if (!name)
+    throw new ConfigError('ERR_CONFIG_MISSING', 'name the account with --account NAME', { key: 'account' });
+  const config = await loadConfig(ctx);
+  const fromFile = config.accounts.get(name);
+  if (!fromFile && Object.keys(flags).length === 0) {
+    const names = [...config.accounts.keys()];
+    throw new ConfigError(
+      'ERR_CONFIG_ACCOUNT_UNKNOWN',
+      `no account "${name}" in ${config.path ?? ctx.paths.configFile}${names.length ? `; configured: ${names.join(', ')}` : ''}`,
+      { key: name },
+    );
+  }
+  return mergeAccountSources(name, fromFile, ctx.env, flags);
+}

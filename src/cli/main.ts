@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { PopgateError } from '../errors.ts';
 import { VERSION } from '../version.ts';
-import { COMMANDS } from './commands/index.ts';
+import { COMMANDS, EXIT_CODE_POLICIES } from './commands/index.ts';
 import type { CliContext } from './context.ts';
 import { EXIT, exitCodeFor } from './exit-codes.ts';
 
@@ -16,8 +16,19 @@ export function buildProgram(ctx: CliContext): Command {
   return program;
 }
 
+/**
+ * Runs one command line. Every error a command throws ends here, once: one line on stderr
+ * (`popgate: message (CODE)`) and the exit code of the command's policy (docs/cli.md).
+ */
 export async function main(argv: string[], ctx: CliContext): Promise<number> {
   const program = buildProgram(ctx);
+  let running: string | undefined;
+  program.hook('preAction', (_program, action) => {
+    // The top-level subcommand (`token` for `popgate token print`) picks the exit code policy.
+    let top = action;
+    while (top.parent && top.parent !== program) top = top.parent;
+    running = top.name();
+  });
   try {
     await program.parseAsync(argv, { from: 'user' });
     return ctx.exitCode;
@@ -27,12 +38,13 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
     }
     if (error instanceof PopgateError) {
       ctx.stderr.write(`popgate: ${error.message} (${error.code})\n`);
-      return exitCodeFor(error);
+    } else {
+      // Unknown errors: print the message only; stacks can carry request bodies from libraries.
+      ctx.stderr.write(
+        `popgate: unexpected error: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
     }
-    // Unknown errors: print the message only; stacks can carry request bodies from libraries.
-    ctx.stderr.write(
-      `popgate: unexpected error: ${error instanceof Error ? error.message : String(error)}\n`,
-    );
-    return EXIT.FAILURE;
+    const policy = (running && EXIT_CODE_POLICIES[running]) || exitCodeFor;
+    return policy(error);
   }
 }

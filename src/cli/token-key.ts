@@ -59,3 +59,8 @@ export async function selectCliKeySource(
     ...(keyring && 'reason' in keyring ? { keyringAbsentReason: keyring.reason } : {}),
   });
 }
+
+/** The flag of every command that opens the token store, and its help text. */
+export const PASSPHRASE_PROMPT_FLAG = '--passphrase-prompt';
+export const PASSPHRASE_PROMPT_HELP =
+  'protect the tokens with a passphrase asked for on the terminal without echo (instead of POPGATE_PASSPHRASE, the keyring or the key file)';

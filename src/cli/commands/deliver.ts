@@ -11,9 +11,9 @@ import type { Command } from 'commander';
 import { ConfigError, isPopgateError } from '../../errors.ts';
 import { MaildirStore } from '../../store/maildir-store.ts';
 import { parseStoreSpec } from '../../store/spec.ts';
+import type { RegisterCommand } from '../command.ts';
 import type { CliContext } from '../context.ts';
 import { EXIT, type ExitCode } from '../exit-codes.ts';
-import type { RegisterCommand } from './index.ts';
 
 interface DeliverFlags {
   user?: string;
@@ -71,15 +71,7 @@ export const registerDeliver: RegisterCommand = (program: Command, ctx: CliConte
     .option('--store <spec>', 'the maildrop store: maildir:/absolute/dir (env POPGATE_STORE)')
     .option('--max-size <octets>', 'refuse messages larger than this (default 104857600)')
     .action(async (flags: DeliverFlags) => {
-      try {
-        await deliver(flags, ctx);
-        ctx.exitCode = EXIT.OK;
-      } catch (error) {
-        const text = isPopgateError(error)
-          ? `${error.message} (${error.code})`
-          : `unexpected error: ${error instanceof Error ? error.message : String(error)}`;
-        ctx.stderr.write(`popgate deliver: ${text}\n`);
-        ctx.exitCode = deliverExitCode(error);
-      }
+      await deliver(flags, ctx);
+      ctx.exitCode = EXIT.OK;
     });
 };

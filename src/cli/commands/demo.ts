@@ -1,9 +1,9 @@
 // `popgate demo` (what `npm start` runs): the whole system on this machine. See src/demo/.
 import type { Command } from 'commander';
 import { runDemo } from '../../demo/run-demo.ts';
+import type { RegisterCommand } from '../command.ts';
 import type { CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
-import type { RegisterCommand } from './index.ts';
 
 interface DemoFlags {
   dir: string;

@@ -7,14 +7,13 @@ import type { Command } from 'commander';
 import { isPopgateError } from '../../errors.ts';
 import { probeServer } from '../../fetch/probe.ts';
 import { accountStateDir } from '../../fetch/run-account.ts';
-import { tokenCommandProvider, tokenFileProvider } from '../../fetch/token-source.ts';
 import { getPreset } from '../../oauth/providers/presets.ts';
 import { VERSION } from '../../version.ts';
+import type { RegisterCommand } from '../command.ts';
 import { type AccountConfig, loadConfig, requireAccount } from '../config.ts';
 import type { CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
-import type { RegisterCommand } from './index.ts';
-import { openTokens, tokenDir } from './token.ts';
+import { openTokens, tokenDir, tokenProviderFor, tokenSourceOf } from '../tokens.ts';
 
 type Level = 'ok' | 'warn' | 'FAIL';
 
@@ -59,10 +58,8 @@ async function checkToken(account: AccountConfig, ctx: CliContext): Promise<Find
   const out: Finding[] = [];
   let token: string | undefined;
   try {
-    if (account.tokenCommand !== undefined) {
-      token = await tokenCommandProvider(account.tokenCommand, ctx.env)({ forceRefresh: false });
-    } else if (account.tokenFile !== undefined) {
-      token = await tokenFileProvider(account.tokenFile)({ forceRefresh: false });
+    if (tokenSourceOf(account) !== 'manager') {
+      token = await (await tokenProviderFor(account, ctx))({ forceRefresh: false });
     } else {
       const { manager } = await openTokens(ctx, account);
       const status = await manager.status(account.name);

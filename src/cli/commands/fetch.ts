@@ -5,16 +5,15 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import type { TokenProvider } from '../../client/pop3-client.ts';
-import { ConfigError, isPopgateError, OAuthError } from '../../errors.ts';
+import { ConfigError, isPopgateError } from '../../errors.ts';
 import { type Destination, type RunAccountReport, runAccount } from '../../fetch/run-account.ts';
-import { tokenCommandProvider, tokenFileProvider } from '../../fetch/token-source.ts';
 import { getPreset } from '../../oauth/providers/presets.ts';
+import type { RegisterCommand } from '../command.ts';
 import { type AccountConfig, loadConfig, mergeAccountSources, requireAccount } from '../config.ts';
 import type { CliContext } from '../context.ts';
 import { EXIT, exitCodeFor } from '../exit-codes.ts';
 import { createReporter, type FetchReporter, type ProgressMode } from '../progress.ts';
-import type { RegisterCommand } from './index.ts';
+import { tokenProviderFor } from '../tokens.ts';
 
 export interface FetchFlags {
   account?: string[];
@@ -38,16 +37,6 @@ export interface FetchFlags {
   every?: string;
   wait?: string;
   parallel?: string;
-}
-
-/** How an account's token is obtained when neither token_command nor token_file is set. */
-export type OAuthTokenSource = (account: AccountConfig, ctx: CliContext) => Promise<TokenProvider>;
-
-let oauthTokenSource: OAuthTokenSource | undefined;
-
-/** Lets the login/token module plug popgate's token manager into fetch and doctor. */
-export function setOAuthTokenSource(source: OAuthTokenSource): void {
-  oauthTokenSource = source;
 }
 
 /** `5m`, `90s`, `1h`, or plain seconds. */
@@ -107,17 +96,6 @@ export async function resolveAccounts(flags: FetchFlags, ctx: CliContext): Promi
   });
 }
 
-async function tokenFor(account: AccountConfig, ctx: CliContext): Promise<TokenProvider> {
-  if (account.tokenCommand !== undefined) return tokenCommandProvider(account.tokenCommand, ctx.env);
-  if (account.tokenFile !== undefined) return tokenFileProvider(expandHome(account.tokenFile, ctx));
-  if (oauthTokenSource) return oauthTokenSource(account, ctx);
-  throw new OAuthError(
-    'ERR_OAUTH_NO_TOKEN',
-    `account ${account.name} has no token: run \`popgate login --account ${account.name}\`, or set token_command or token_file`,
-    { account: account.name },
-  );
-}
-
 function integer(text: string | undefined, key: string): number | undefined {
   if (text === undefined) return undefined;
   if (!/^\d{1,9}$/.test(text))
@@ -168,7 +146,7 @@ async function fetchOne(
     });
   }
   const mechanism = account.mechanism ?? preset?.mechanism;
-  const token = await tokenFor(account, ctx);
+  const token = await tokenProviderFor(account, ctx);
   const deleteAfterDays = account.deleteAfterDays;
   return runAccount({
     account: account.name,

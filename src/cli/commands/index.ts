@@ -1,6 +1,6 @@
-import type { Command } from 'commander';
-import type { CliContext } from '../context.ts';
-import { registerDeliver } from './deliver.ts';
+import type { RegisterCommand } from '../command.ts';
+import type { ExitCode } from '../exit-codes.ts';
+import { deliverExitCode, registerDeliver } from './deliver.ts';
 import { registerDemo } from './demo.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerFetch } from './fetch.ts';
@@ -9,9 +9,6 @@ import { registerLogin } from './login.ts';
 import { registerLogout } from './logout.ts';
 import { registerServe } from './serve.ts';
 import { registerToken } from './token.ts';
-
-/** Registers one subcommand (or a group) on the program. One file per command in this folder. */
-export type RegisterCommand = (program: Command, ctx: CliContext) => void;
 
 /** Every subcommand, in the order `popgate --help` lists them. */
 export const COMMANDS: readonly RegisterCommand[] = [
@@ -25,3 +22,11 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerDeliver,
   registerServe,
 ];
+
+/**
+ * Commands whose errors map to exit codes their own way (main() uses exitCodeFor for the rest):
+ * `deliver` is an MDA, where anything unexpected must be 75 so the MTA keeps the message.
+ */
+export const EXIT_CODE_POLICIES: Readonly<Record<string, (error: unknown) => ExitCode>> = {
+  deliver: deliverExitCode,
+};

@@ -9,9 +9,9 @@ import { stringify } from 'smol-toml';
 import { writeFileAtomic } from '../../durable-fs.ts';
 import { ConfigError } from '../../errors.ts';
 import { PRESETS } from '../../oauth/providers/presets.ts';
+import type { RegisterCommand } from '../command.ts';
 import { parseConfig } from '../config.ts';
 import type { CliContext } from '../context.ts';
-import type { RegisterCommand } from './index.ts';
 
 export interface InitFlags {
   account?: string;

@@ -9,16 +9,11 @@ import { clientCredentialsFlow } from '../../oauth/flows/client-credentials.ts';
 import { deviceFlow } from '../../oauth/flows/device.ts';
 import { openInBrowser } from '../../oauth/open-browser.ts';
 import type { TokenSet } from '../../oauth/token-set.ts';
+import type { RegisterCommand } from '../command.ts';
+import { accountFromCli } from '../config.ts';
 import type { CliContext } from '../context.ts';
-import type { RegisterCommand } from './index.ts';
-import {
-  accountFromCli,
-  accountOptionsFor,
-  openTokens,
-  PASSPHRASE_PROMPT_FLAG,
-  PASSPHRASE_PROMPT_HELP,
-  tokenDir,
-} from './token.ts';
+import { PASSPHRASE_PROMPT_FLAG, PASSPHRASE_PROMPT_HELP } from '../token-key.ts';
+import { accountOptionsFor, openTokens, tokenDir } from '../tokens.ts';
 
 interface LoginFlags {
   account?: string;

@@ -3,15 +3,11 @@
 // consent instead.
 import type { Command } from 'commander';
 import { resolveAccount } from '../../oauth/account.ts';
+import type { RegisterCommand } from '../command.ts';
+import { accountFromCli } from '../config.ts';
 import type { CliContext } from '../context.ts';
-import type { RegisterCommand } from './index.ts';
-import {
-  accountFromCli,
-  accountOptionsFor,
-  openTokens,
-  PASSPHRASE_PROMPT_FLAG,
-  PASSPHRASE_PROMPT_HELP,
-} from './token.ts';
+import { PASSPHRASE_PROMPT_FLAG, PASSPHRASE_PROMPT_HELP } from '../token-key.ts';
+import { accountOptionsFor, openTokens } from '../tokens.ts';
 
 type LogoutFlags = { account?: string; revoke?: boolean; passphrasePrompt?: boolean };
 

@@ -19,10 +19,10 @@ import type { Pop3ServerOptions, ServerMechanism } from '../../server/options.ts
 import { createPop3Server } from '../../server/server.ts';
 import { MaildirStore } from '../../store/maildir-store.ts';
 import { parseStoreSpec } from '../../store/spec.ts';
+import type { RegisterCommand } from '../command.ts';
 import { parseConfig } from '../config.ts';
 import type { CliContext } from '../context.ts';
-import { EXIT, exitCodeFor } from '../exit-codes.ts';
-import type { RegisterCommand } from './index.ts';
+import { EXIT } from '../exit-codes.ts';
 
 interface ServeFlags {
   config?: string;
@@ -338,16 +338,8 @@ export const registerServe: RegisterCommand = (program: Command, ctx: CliContext
     .option('--allow-insecure-issuer', 'allow an http:// issuer on loopback (testing only)')
     .option('--log-level <level>', 'pino log level (default info)')
     .action(async (flags: ServeFlags) => {
-      try {
-        await serve(flags, ctx);
-        ctx.exitCode = EXIT.OK;
-      } catch (error) {
-        const text = isPopgateError(error)
-          ? `${error.message} (${error.code})`
-          : `unexpected error: ${error instanceof Error ? error.message : String(error)}`;
-        ctx.stderr.write(`popgate serve: ${text}\n`);
-        ctx.exitCode = exitCodeFor(error);
-      }
+      await serve(flags, ctx);
+      ctx.exitCode = EXIT.OK;
     });
 };
 

@@ -1,120 +1,15 @@
-// `popgate token status` and `popgate token print`, plus the glue every OAuth command shares:
-// config account -> library options, the token store and key source, the token manager, and
-// the token source `popgate fetch` uses. Tokens are printed by `token print` only, and never to a
-// terminal unless --force.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+// `popgate token status`, `token refresh` and `token print`. Tokens are printed by `token print`
+// only, and never to a terminal unless --force. The glue every OAuth command shares (store, key
+// source, token manager, config account -> library options) is in ../tokens.ts.
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.ts';
-import type { OAuthAccountOptions } from '../../oauth/account.ts';
 import { resolveAccount } from '../../oauth/account.ts';
-import { runNotifyCommand } from '../../oauth/notify.ts';
-import { EncryptedFileTokenStore } from '../../oauth/stores/encrypted-file.ts';
-import type { KeySourceSelection } from '../../oauth/stores/select-key-source.ts';
-import { TokenManager, type TokenStatus } from '../../oauth/token-manager.ts';
-import { clientAuthFor, expandHome } from '../client-auth.ts';
-import { type AccountConfig, loadConfig, mergeAccountSources } from '../config.ts';
+import type { TokenStatus } from '../../oauth/token-manager.ts';
+import type { RegisterCommand } from '../command.ts';
+import { accountFromCli, loadConfig } from '../config.ts';
 import type { CliContext } from '../context.ts';
-import { type KeySourceFlags, selectCliKeySource } from '../token-key.ts';
-import { setOAuthTokenSource } from './fetch.ts';
-import type { RegisterCommand } from './index.ts';
-
-/** Where token files live: `$XDG_DATA_HOME/popgate/tokens`. */
-export function tokenDir(ctx: Pick<CliContext, 'paths'>): string {
-  return join(ctx.paths.dataDir, 'tokens');
-}
-
-/** The token manager for CLI commands, its key source choice, and the account's notify command. */
-export interface OpenedTokens {
-  readonly manager: TokenManager;
-  readonly keys: KeySourceSelection;
-}
-
-/**
- * Opens the encrypted token store with the key source chosen for this run (see token-key.ts)
- * and the token manager on it. A note about the key (the keyring could not be used) goes to
- * stderr.
- */
-export async function openTokens(
-  ctx: Pick<CliContext, 'paths' | 'env' | 'stdin' | 'stderr'>,
-  account?: AccountConfig,
-  flags: KeySourceFlags = {},
-): Promise<OpenedTokens> {
-  const keys = await selectCliKeySource(ctx, flags);
-  if (keys.note) ctx.stderr.write(`popgate: note: ${keys.note}\n`);
-  const notify = account?.notifyCommand;
-  const store = new EncryptedFileTokenStore({ dir: tokenDir(ctx), keySource: keys.source });
-  const manager = new TokenManager({
-    store,
-    ...(notify ? { onReauthRequired: (name: string) => runNotifyCommand(notify, name) } : {}),
-  });
-  return { manager, keys };
-}
-
-/** Maps a validated config account onto the library's explicit options. */
-export async function accountOptionsFor(
-  account: AccountConfig,
-  ctx: Pick<CliContext, 'env'>,
-): Promise<OAuthAccountOptions> {
-  if (account.clientId === undefined) {
-    throw new ConfigError(
-      'ERR_CONFIG_MISSING',
-      `account ${account.name}: "client_id" is required for popgate's OAuth login (register an app; see docs/providers/)`,
-      { key: 'client_id' },
-    );
-  }
-  const clientAuth = await clientAuthFor(account, ctx);
-  const endpoints = {
-    ...(account.authorizationEndpoint ? { authorization: account.authorizationEndpoint } : {}),
-    ...(account.tokenEndpoint ? { token: account.tokenEndpoint } : {}),
-    ...(account.deviceEndpoint ? { device: account.deviceEndpoint } : {}),
-    ...(account.revocationEndpoint ? { revocation: account.revocationEndpoint } : {}),
-  };
-  const ca = account.ca
-    ? await readFile(expandHome(account.ca, ctx), 'utf8').catch(() => {
-        throw new ConfigError('ERR_CONFIG_INVALID', `cannot read the CA file ${account.ca}`, { key: 'ca' });
-      })
-    : undefined;
-  return {
-    name: account.name,
-    provider: account.provider,
-    ...(account.issuer ? { issuer: account.issuer } : {}),
-    ...(Object.keys(endpoints).length ? { endpoints } : {}),
-    clientId: account.clientId,
-    clientAuth,
-    ...(account.scopes ? { scopes: account.scopes } : {}),
-    ...(account.flow ? { flow: account.flow } : {}),
-    http: { allowInsecureHttp: account.allowInsecureHttp, ...(ca !== undefined ? { ca } : {}) },
-  };
-}
-
-/** The config account `name` with env vars and flags applied (flags win). */
-export async function accountFromCli(
-  ctx: CliContext,
-  name: string | undefined,
-  flags: Readonly<Record<string, unknown>> = {},
-): Promise<AccountConfig> {
-  if (!name)
-    throw new ConfigError('ERR_CONFIG_MISSING', 'name the account with --account NAME', { key: 'account' });
-  const config = await loadConfig(ctx);
-  const fromFile = config.accounts.get(name);
-  if (!fromFile && Object.keys(flags).length === 0) {
-    const names = [...config.accounts.keys()];
-    throw new ConfigError(
-      'ERR_CONFIG_ACCOUNT_UNKNOWN',
-      `no account "${name}" in ${config.path ?? ctx.paths.configFile}${names.length ? `; configured: ${names.join(', ')}` : ''}`,
-      { key: name },
-    );
-  }
-  return mergeAccountSources(name, fromFile, ctx.env, flags);
-}
-
-// `popgate fetch` asks the token manager when an account has neither token_command nor token_file.
-setOAuthTokenSource(async (account, ctx) => {
-  const { manager } = await openTokens(ctx, account);
-  const resolved = await resolveAccount(await accountOptionsFor(account, ctx));
-  return async ({ forceRefresh }) => (await manager.getAccessToken(resolved, { forceRefresh })).value;
-});
+import { type KeySourceFlags, PASSPHRASE_PROMPT_FLAG, PASSPHRASE_PROMPT_HELP } from '../token-key.ts';
+import { accountOptionsFor, openTokens } from '../tokens.ts';
 
 function describeStatus(status: TokenStatus, now: number): string {
   const lines = [`account ${status.account}: ${status.health}`];
@@ -216,10 +111,6 @@ async function refreshCommand(ctx: CliContext, flags: KeySourceFlags & { account
 }
 
 /** `--passphrase-prompt`, shared by every command that opens the token store. */
-export const PASSPHRASE_PROMPT_FLAG = '--passphrase-prompt';
-export const PASSPHRASE_PROMPT_HELP =
-  'protect the tokens with a passphrase asked for on the terminal without echo (instead of POPGATE_PASSPHRASE, the keyring or the key file)';
-
 export const registerToken: RegisterCommand = (program: Command, ctx: CliContext) => {
   const token = program
     .command('token')
