@@ -5,10 +5,11 @@
  * ever holds a token, part of a token, or a client secret.
  */
 import { channel } from 'node:diagnostics_channel';
+import { DIAGNOSTICS_CHANNELS } from '../diagnostics.ts';
 import type { ErrorCode } from '../errors.ts';
 
 /** Name of the diagnostics channel the validator publishes {@link AuthEvent}s on. */
-export const AUTH_CHANNEL = 'popgate:auth';
+export const AUTH_CHANNEL = DIAGNOSTICS_CHANNELS.auth.name;
 
 /** One validation finished (successfully or not). */
 export interface ValidationEvent {

@@ -7,7 +7,8 @@
  * - `popgate:pop3:response` `{ host, port, status: 'ok' | 'err' | 'continue', code?, text }`
  */
 import diagnostics from 'node:diagnostics_channel';
+import { DIAGNOSTICS_CHANNELS } from '../diagnostics.ts';
 
-export const connectChannel = diagnostics.channel('popgate:pop3:connect');
-export const commandChannel = diagnostics.channel('popgate:pop3:command');
-export const responseChannel = diagnostics.channel('popgate:pop3:response');
+export const connectChannel = diagnostics.channel(DIAGNOSTICS_CHANNELS.pop3Connect.name);
+export const commandChannel = diagnostics.channel(DIAGNOSTICS_CHANNELS.pop3Command.name);
+export const responseChannel = diagnostics.channel(DIAGNOSTICS_CHANNELS.pop3Response.name);

@@ -9,6 +9,7 @@
  * never with a token.
  */
 import { channel } from 'node:diagnostics_channel';
+import { DIAGNOSTICS_CHANNELS } from '../diagnostics.ts';
 import { OAuthError } from '../errors.ts';
 import { type Logger, silentLogger } from '../observability/logger.ts';
 import type { OAuthAccount } from './account.ts';
@@ -20,7 +21,7 @@ import type { FlowName } from './providers/types.ts';
 import type { StoredTokens, TokenStore, TokenStoreInfo } from './stores/types.ts';
 import type { TokenSet } from './token-set.ts';
 
-export const refreshChannel = channel('popgate:oauth:refresh');
+export const refreshChannel = channel(DIAGNOSTICS_CHANNELS.oauthRefresh.name);
 
 export interface RetryOptions {
   /** Attempts in total (first try included). Default 4. */

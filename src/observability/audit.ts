@@ -5,9 +5,10 @@
  * the types below only admit identities, reasons and counts.
  */
 import { channel } from 'node:diagnostics_channel';
+import { DIAGNOSTICS_CHANNELS } from '../diagnostics.ts';
 import type { Logger } from './logger.ts';
 
-export const AUDIT_CHANNEL = 'popgate:server:audit';
+export const AUDIT_CHANNEL = DIAGNOSTICS_CHANNELS.serverAudit.name;
 
 interface AuditBase {
   /** Session id (random, per connection). */
