@@ -4,6 +4,7 @@
  * command. The parser is the server side's matching entry point (RFC 1939 §3, RFC 2449 §4).
  */
 import { Pop3Error } from '../errors.ts';
+import { hasLineBreakOrNul } from './line-safety.ts';
 
 /** Keywords of RFC 1939, 2449, 2595 and 5034. Extensions may use other 3–4 letter verbs. */
 export const POP3_VERBS = [
@@ -26,7 +27,6 @@ export const POP3_VERBS = [
 export type Pop3Verb = (typeof POP3_VERBS)[number];
 
 const VERB = /^[A-Za-z]{3,4}$/;
-const FORBIDDEN = /[\r\n\0]/;
 
 function invalid(message: string): Pop3Error {
   return new Pop3Error('ERR_POP3_INVALID_ARGUMENT', message);
@@ -42,7 +42,7 @@ export function serializeCommand(verb: string, args: readonly string[] = [], max
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg.length === 0) throw invalid(`argument ${i + 1} of ${verb.toUpperCase()} is empty`);
-    if (FORBIDDEN.test(arg)) {
+    if (hasLineBreakOrNul(arg)) {
       throw invalid(`argument ${i + 1} of ${verb.toUpperCase()} contains CR, LF or NUL; refused`);
     }
     if (i < args.length - 1 && arg.includes(' ')) {

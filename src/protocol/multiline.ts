@@ -1,9 +1,28 @@
 /**
  * Multi-line responses read line by line (LIST, UIDL, CAPA; RFC 1939 §3): collects lines up
  * to the terminating `.`, strips the stuffed leading dot, and bounds the total size.
- * Message bodies (RETR, TOP) use the streaming {@link DotDecoder} instead.
+ * Message bodies (RETR, TOP) use the streaming {@link DotDecoder} instead. The server side's
+ * {@link formatMultiline} builds such an answer and refuses CR, LF and NUL inside a line.
  */
 import { Pop3Error } from '../errors.ts';
+import { refuseLineBreak } from './line-safety.ts';
+import { formatStatusLine } from './response.ts';
+
+/**
+ * Formats a whole multi-line answer (server side, RFC 1939 §3): `+OK first`, each line
+ * dot-stuffed, then the terminating `.`. A line holding CR, LF or NUL is refused
+ * (ERR_POP3_INVALID_ARGUMENT) before anything is returned, so no half answer is written.
+ *
+ * @example formatMultiline('2 messages', ['1 120', '.x']) // '+OK 2 messages\r\n1 120\r\n..x\r\n.\r\n'
+ */
+export function formatMultiline(first: string, lines: Iterable<string>): string {
+  let out = formatStatusLine('ok', first);
+  for (const line of lines) {
+    refuseLineBreak(line, 'a multi-line answer line');
+    out += line.startsWith('.') ? `.${line}\r\n` : `${line}\r\n`;
+  }
+  return `${out}.\r\n`;
+}
 
 export class MultilineCollector {
   readonly #max: number;

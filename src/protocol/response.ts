@@ -1,8 +1,10 @@
 /**
  * Status-line parsing: `+OK`, `-ERR`, and the SASL continuation `+ <base64>` (RFC 1939 §3,
- * RFC 5034 §4), with RFC 2449 §8 extended response codes (`-ERR [SYS/TEMP] text`).
+ * RFC 5034 §4), with RFC 2449 §8 extended response codes (`-ERR [SYS/TEMP] text`); and their
+ * server-side formatting, which refuses CR, LF and NUL in any text it puts on a line.
  */
 import { Pop3Error } from '../errors.ts';
+import { hasLineBreakOrNul, refuseLineBreak } from './line-safety.ts';
 
 /** Response codes popgate knows (RFC 2449 §8.1, RFC 3206). Others are kept as received. */
 export const KNOWN_RESPONSE_CODES = ['AUTH', 'SYS/TEMP', 'SYS/PERM', 'IN-USE', 'LOGIN-DELAY'] as const;
@@ -97,9 +99,9 @@ export function classifyResponseCode(code: string | undefined): KnownResponseCod
   return undefined;
 }
 
-/** Formats a status line (server side). Refuses CR/LF/NUL in the text. */
+/** Formats a status line (server side). Refuses CR/LF/NUL in the text (ERR_POP3_INVALID_ARGUMENT). */
 export function formatStatusLine(kind: 'ok' | 'err', text = '', code?: string): string {
-  if (/[\r\n\0]/.test(text) || (code !== undefined && !/^[A-Z0-9-]+(?:\/[A-Z0-9-]+)*$/i.test(code))) {
+  if (hasLineBreakOrNul(text) || (code !== undefined && !/^[A-Z0-9-]+(?:\/[A-Z0-9-]+)*$/i.test(code))) {
     throw new Pop3Error(
       'ERR_POP3_INVALID_ARGUMENT',
       'a status line text or code contains invalid characters',
@@ -110,4 +112,13 @@ export function formatStatusLine(kind: 'ok' | 'err', text = '', code?: string): 
   if (code) parts.push(`[${code}]`);
   if (text) parts.push(text);
   return `${parts.join(' ')}\r\n`;
+}
+
+/**
+ * Formats a SASL continuation `+ data` (server side, RFC 5034 §4); `data` is base64 or empty.
+ * Refuses CR/LF/NUL (ERR_POP3_INVALID_ARGUMENT).
+ */
+export function formatContinuation(data: string): string {
+  refuseLineBreak(data, 'a SASL continuation');
+  return `+ ${data}\r\n`;
 }

@@ -1,13 +1,20 @@
 /**
- * Every bound the server enforces, in one place (STYLE.md §7), plus the two stateful guards:
- * connection counting per IP and per user, and failed-login throttling with growing delays.
+ * Every bound the server enforces, in one place (STYLE.md §7): the configurable ones
+ * ({@link ServerLimits}) and the fixed ones of a session's input and output; plus the two
+ * stateful guards: connection counting per IP and per user, and failed-login throttling with
+ * growing delays.
  */
+import { DEFAULT_LIMITS as WIRE_LIMITS } from '../protocol/limits.ts';
 
 /** The server's limits; every field has a default in {@link DEFAULT_LIMITS}. */
 export interface ServerLimits {
   /** Longest command line in octets including CRLF (RFC 2449 §4: 255 octets, plus slack). */
   readonly commandLineLength: number;
-  /** Longest SASL response line (base64) in octets; separate from the command cap. */
+  /**
+   * Longest SASL response line (base64) in octets; separate from the command cap. The server's
+   * name (config key `sasl_response_length`) of the bound the client calls `maxSaslResponse`
+   * (src/protocol/limits.ts); both default to the same value.
+   */
   readonly saslResponseLength: number;
   /** Idle time before the session is closed (RFC 1939 §3: at least 10 minutes). */
   readonly idleTimeoutMs: number;
@@ -37,7 +44,7 @@ export interface ServerLimits {
 
 export const DEFAULT_LIMITS: ServerLimits = Object.freeze({
   commandLineLength: 512,
-  saslResponseLength: 64 * 1024,
+  saslResponseLength: WIRE_LIMITS.maxSaslResponse,
   idleTimeoutMs: 10 * 60_000,
   maxSessionMs: 4 * 3_600_000,
   tokenExpiryGraceMs: 60_000,
@@ -51,6 +58,58 @@ export const DEFAULT_LIMITS: ServerLimits = Object.freeze({
   failedLoginWindowMs: 15 * 60_000,
   tlsHandshakeTimeoutMs: 30_000,
 });
+
+// --- fixed bounds of one session (not configurable) ---------------------------------------
+
+/**
+ * Room an `AUTH` line has beyond {@link ServerLimits.saslResponseLength}: RFC 5034 §4 lets the
+ * initial response ride on the command line, after `AUTH`, a SASL mechanism name (at most 20
+ * characters, RFC 4422 §3.1) and two spaces, and before CRLF: 29 octets, rounded up.
+ */
+export const AUTH_LINE_ROOM = 64;
+
+/**
+ * The longest line a session reads: an `AUTH` line with an initial response as long as the SASL
+ * cap. It is the line reader's hard cap; ordinary command lines are held to the shorter
+ * `commandLineLength` when parsed.
+ */
+export function authLineLength(limits: Pick<ServerLimits, 'saslResponseLength'>): number {
+  return limits.saslResponseLength + AUTH_LINE_ROOM;
+}
+
+/**
+ * Octets of unread pipelined input after which the socket is paused (backpressure): a client
+ * that pipelines faster than its answers go out must not grow the session's memory. 256 KiB
+ * holds thousands of pipelined commands, far more than any real client keeps in flight.
+ */
+export const INPUT_HIGH_WATER = 256 * 1024;
+
+/**
+ * Octets of answers queued on the socket after which a multi-line answer waits for 'drain'.
+ * Larger than the socket's own 16 KiB mark so that a pipelined burst of small RETRs goes out
+ * in few large writes (and few TLS records) per event-loop turn; still a hard per-session bound.
+ */
+export const OUTPUT_HIGH_WATER = 128 * 1024;
+
+/**
+ * While more commands are queued (a pipelined burst), answers are copied into a batch of this
+ * size and handed to the socket as one Buffer: one allocation and one queued write per ~64 KiB
+ * instead of several per message. Interactive commands (nothing queued) are written directly.
+ */
+export const BATCH_SIZE = 64 * 1024;
+
+/**
+ * Malformed or unknown commands tolerated before the session is closed: enough for a client
+ * probing extensions (CAPA-less clients try a few verbs), few enough that a non-POP3 peer
+ * (an HTTP request, a port scanner) is shown the door quickly.
+ */
+export const MAX_BAD_COMMANDS = 20;
+
+/**
+ * After a graceful end (QUIT, timeouts, limits) the socket is half-closed so the last answer
+ * still goes out; a peer that never reads must not hold the session open longer than this.
+ */
+export const CLOSE_GRACE_MS = 5_000;
 
 /** Counts live connections per key (remote address, or user) against a ceiling. */
 export class ConnectionCounter {

@@ -26,7 +26,7 @@ export function messageIndex(ctx: CommandContext, tx: Transaction, arg: string):
   return index;
 }
 
-/** The transaction, which the dispatcher guarantees for TRANSACTION-only handlers. */
+/** The transaction, which the command resolver guarantees for TRANSACTION-only handlers. */
 export function transactionOf(ctx: CommandContext): Transaction {
   const tx = ctx.transaction;
   if (tx === undefined) throw new Error('TRANSACTION handler ran without a transaction');

@@ -2,7 +2,7 @@
  * Read-ahead for sequential RETR: while message n is written, the next few messages are already
  * being read, so a store's slow round trips (the Maildir's thread-pool reads of large files, a
  * database's queries) overlap each other and the network writes. Answers stay strictly in order
- * (the dispatcher still runs one command at a time); prefetched bodies not asked for are dropped.
+ * (the session still runs one command at a time); prefetched bodies not asked for are dropped.
  * A body is a whole Buffer when the store offers `readWhole` and the message is small, else a
  * stream. Memory is bounded by `depth` small messages or first chunks.
  */

@@ -10,9 +10,9 @@ import { silentLogger } from '../observability/logger.ts';
 import { COMMAND_REGISTRY } from './commands/index.ts';
 import { ConnectionCounter, LoginThrottle } from './limits.ts';
 import { type ListenerKind, type Pop3ServerOptions, resolveServerOptions } from './options.ts';
-import { Pop3Session, waitForHandshake } from './session.ts';
+import { Pop3Session } from './session.ts';
 import type { ServerShared } from './shared.ts';
-import { TlsMaterial } from './tls.ts';
+import { TlsMaterial, waitForHandshake } from './tls.ts';
 
 /** A bound listener. */
 export interface ListenerAddress {

@@ -8,14 +8,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isPopgateError } from '../errors.ts';
 import { capForAudit } from '../observability/audit.ts';
 import type { LoginFailure, LoginRequest, Transaction } from './context.ts';
+import type { LoginHost } from './login-host.ts';
 import { ReadAhead } from './read-ahead.ts';
-import type { Pop3Session } from './session.ts';
 
 /**
  * Records a failed login: audit, metrics, and (unless temporary) the per-session count and the
  * per-IP/per-user delay, which it waits out before returning.
  */
-export async function recordLoginFailure(session: Pop3Session, failure: LoginFailure): Promise<void> {
+export async function recordLoginFailure(session: LoginHost, failure: LoginFailure): Promise<void> {
   const { shared } = session;
   const user = capForAudit(failure.user);
   shared.metrics?.logins.inc({
@@ -45,7 +45,7 @@ export async function recordLoginFailure(session: Pop3Session, failure: LoginFai
  * and returns undefined. `deadline` is when the session must end (token `exp` + grace).
  */
 export async function enterTransaction(
-  session: Pop3Session,
+  session: LoginHost,
   request: LoginRequest,
 ): Promise<{ transaction: Transaction; deadline: number | undefined } | undefined> {
   const { shared } = session;
@@ -135,7 +135,7 @@ export async function enterTransaction(
  * The UPDATE state (RFC 1939 §6): commits the marked deletions in one atomic store call.
  * Returns the number deleted, or undefined after answering `-ERR [SYS/TEMP]` (nothing deleted).
  */
-export async function commitUpdate(session: Pop3Session, tx: Transaction): Promise<number | undefined> {
+export async function commitUpdate(session: LoginHost, tx: Transaction): Promise<number | undefined> {
   const { shared } = session;
   tx.readAhead.clear();
   const deleted = [...tx.deleted].sort((a, b) => a - b);

@@ -1,7 +1,9 @@
 /**
- * One POP3 connection: reads lines under hard limits, dispatches them strictly in order
- * (PIPELINING, RFC 2449 §6.6), writes answers through one gate, and owns the session's timers.
- * Login and UPDATE live in session-auth.ts; commands in commands/*.
+ * One POP3 connection, orchestrated: greet; read lines (session-input.ts); resolve each against
+ * the registry (command-resolver.ts) and run it strictly in order (PIPELINING, RFC 2449 §6.6);
+ * answer through the one writer (answer-writer.ts). The session owns the state, the transaction
+ * and the timers, and ends cleanly whatever happens. Login and UPDATE live in session-auth.ts;
+ * the commands in commands/*.
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -9,69 +11,54 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { isPopgateError } from '../errors.ts';
-import { DotEncoder } from '../protocol/dot-stuffing.ts';
-import { LineReader } from '../protocol/line-reader.ts';
-import { formatStatusLine } from '../protocol/response.ts';
+import { AnswerWriter } from './answer-writer.ts';
+import { resolveCommand } from './command-resolver.ts';
 import type { CommandContext, LoginFailure, LoginRequest, SessionStats, Transaction } from './context.ts';
-import { dispatch } from './dispatcher.ts';
-import { measureFrame, writeFrame } from './frame.ts';
+import { authLineLength, MAX_BAD_COMMANDS } from './limits.ts';
+import type { LoginHost } from './login-host.ts';
 import type { ListenerKind } from './options.ts';
+import type { Pop3Verb } from './registry.ts';
 import { commitUpdate, enterTransaction, recordLoginFailure } from './session-auth.ts';
+import {
+  type EndReason,
+  isGraceful,
+  releaseSession,
+  type TimeoutReason,
+  timeoutAnswer,
+} from './session-end.ts';
+import { SessionInput } from './session-input.ts';
 import type { ServerShared } from './shared.ts';
-import type { SessionState } from './state.ts';
+import { nextState, type SessionState } from './state.ts';
+import { waitForHandshake } from './tls.ts';
 
-/** Bytes of unread pipelined input after which the socket is paused (backpressure). */
-const INPUT_HIGH_WATER = 256 * 1024;
-/**
- * Octets of answers queued on the socket after which a multi-line answer waits for 'drain'.
- * Larger than the socket's own 16 KiB mark so that a pipelined burst of small RETRs goes out
- * in few large writes (and few TLS records) per event-loop turn; still a hard per-session bound.
- */
-const OUTPUT_HIGH_WATER = 128 * 1024;
-/**
- * While more commands are queued (a pipelined burst), answers are copied into a batch of this
- * size and handed to the socket as one Buffer: one allocation and one queued write per ~64 KiB
- * instead of several per message. Interactive commands (nothing queued) are written directly.
- */
-const BATCH_SIZE = 64 * 1024;
-/** Malformed or unknown commands tolerated before the session is closed. */
-const MAX_BAD_COMMANDS = 20;
+/** The longest a Node timer may wait (a token deadline further away is capped to it). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Why a session ended (the logout audit event's `how`). */
-export type EndReason = 'quit' | 'dropped' | 'idle' | 'expired' | 'shutdown' | 'limit' | 'error';
-
-export class Pop3Session implements CommandContext {
+export class Pop3Session implements CommandContext, LoginHost {
   readonly id = randomBytes(6).toString('hex');
   readonly remoteAddress: string;
   readonly stats: SessionStats = { commands: 0, retr: 0, top: 0, dele: 0, bytesOut: 0, failedLogins: 0 };
   pendingUser: string | undefined;
-  badCommands = 0;
 
   readonly #shared: ServerShared;
   readonly #listener: ListenerKind;
   readonly #started: number;
+  readonly #writer: AnswerWriter;
+  readonly #input: SessionInput;
   #socket: Socket;
   #secure: boolean;
   #state: SessionState = 'AUTHORIZATION';
   #transaction: Transaction | undefined;
-  #reader: LineReader;
-  #wake: (() => void) | undefined;
-  #inputEnded = false;
-  #corked = false;
-  /** The output batch of a pipelined burst (see {@link BATCH_SIZE}); dropped when flushed. */
-  #batch: Buffer | undefined;
-  #batchLength = 0;
+  #badCommands = 0;
   #closing = false;
   #endReason: EndReason = 'dropped';
-  #answered = false;
   #userSlot: string | undefined;
   #timers: NodeJS.Timeout[] = [];
-  #idleTimer: NodeJS.Timeout | undefined;
   #deleted = 0;
   /** A command is running (its answer may be half written). */
   #busy = false;
   /** A timer fired while a command was running: end after its answer. */
-  #pendingEnd: EndReason | undefined;
+  #pendingEnd: TimeoutReason | undefined;
   /** Resolves when the session has fully ended (lock released, counters returned). */
   readonly finished: Promise<void>;
 
@@ -82,11 +69,26 @@ export class Pop3Session implements CommandContext {
     this.#secure = secure;
     this.#started = shared.now();
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
-    this.#reader = this.#newReader();
-    this.#attach(socket);
     const { limits } = shared.options;
-    this.#idleTimer = setTimeout(() => this.#timeout('idle'), limits.idleTimeoutMs);
-    this.#timers.push(this.#idleTimer);
+    this.#writer = new AnswerWriter(socket, {
+      hasQueuedInput: () => this.#input.buffered > 0,
+      closing: () => this.#closing,
+      onDrain: () => this.#input.touch(),
+    });
+    // The reader's hard cap is the AUTH line's (the longest line there is); the resolver holds
+    // every other command line to the shorter command cap.
+    const inputLimits = { maxLineLength: authLineLength(limits), idleTimeoutMs: limits.idleTimeoutMs };
+    this.#input = new SessionInput(socket, inputLimits, {
+      closing: () => this.#closing,
+      onLine: () => this.#writer.cork(),
+      onWait: () => this.#writer.uncork(),
+      onOverflow: () => this.#end('limit'),
+      onClose: () => {
+        // An UPDATE already committing finishes (and is audited as a quit).
+        if (this.#state !== 'UPDATE') this.#closing = true;
+      },
+      onIdle: () => this.#timeout('idle'),
+    });
     this.#timers.push(setTimeout(() => this.#timeout('limit'), limits.maxSessionMs));
     this.finished = this.#run();
   }
@@ -112,70 +114,33 @@ export class Pop3Session implements CommandContext {
   get transaction(): Transaction | undefined {
     return this.#transaction;
   }
-  get answered(): boolean {
-    return this.#answered;
-  }
   get closing(): boolean {
     return this.#closing;
   }
 
-  // --- the one gate to the wire -------------------------------------------------------------
+  // --- answers (all through the writer) -------------------------------------------------------
 
   ok(text = '', code?: string): void {
-    this.#answered = true;
-    this.#write(formatStatusLine('ok', text, code));
+    this.#writer.ok(text, code);
   }
 
   err(text: string, code?: string): void {
-    this.#answered = true;
-    this.#write(formatStatusLine('err', text, code));
+    this.#writer.err(text, code);
   }
 
   multiline(first: string, lines: Iterable<string>): void {
-    this.#answered = true;
-    let out = formatStatusLine('ok', first);
-    for (const line of lines) out += line.startsWith('.') ? `.${line}\r\n` : `${line}\r\n`;
-    this.#write(`${out}.\r\n`);
+    this.#writer.multiline(first, lines);
   }
 
   async message(first: string, body: Readable | Buffer): Promise<number> {
-    let bytes: number;
-    if (Buffer.isBuffer(body)) {
-      this.#answered = true;
-      if (this.#closing) return 0;
-      bytes = this.#writeFrame(formatStatusLine('ok', first), body);
-      await this.#backpressure();
-    } else {
-      bytes = await this.#stream(first, body);
-    }
+    const bytes = await this.#writer.message(first, body);
     this.stats.bytesOut += bytes;
     this.#shared.metrics?.bytesOut.inc(bytes);
     return bytes;
   }
 
-  async #stream(first: string, body: Readable): Promise<number> {
-    this.ok(first);
-    const encoder = new DotEncoder();
-    let bytes = 0;
-    try {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        if (this.#closing) break;
-        for (const part of encoder.push(chunk)) {
-          bytes += part.length;
-          this.#write(part);
-        }
-        const full = this.#backpressure();
-        if (full !== undefined) await full;
-      }
-    } finally {
-      body.destroy();
-    }
-    for (const part of encoder.end()) this.#write(part);
-    return bytes;
-  }
-
   continuation(data: string): void {
-    this.#write(`+ ${data}\r\n`);
+    this.#writer.continuation(data);
   }
 
   async readResponse(): Promise<string | undefined> {
@@ -186,15 +151,13 @@ export class Pop3Session implements CommandContext {
   async startTls(): Promise<void> {
     const tls = this.#shared.tls;
     if (tls === undefined) throw new Error('STLS without TLS material');
-    this.#uncork();
-    const raw = this.#socket;
-    this.#detach(raw);
+    this.#writer.uncork();
+    const secure = new TLSSocket(this.#socket, { isServer: true, secureContext: tls.current });
     // RFC 2595 §4 / STYLE.md §10: anything received before the handshake is dropped unparsed.
-    this.#reader = this.#newReader();
-    this.pendingUser = undefined;
-    const secure = new TLSSocket(raw, { isServer: true, secureContext: tls.current });
+    this.#input.replaceSocket(secure);
+    this.#writer.replaceSocket(secure);
     this.#socket = secure;
-    this.#attach(secure);
+    this.pendingUser = undefined;
     const ok = await waitForHandshake(secure, this.#shared.options.limits.tlsHandshakeTimeoutMs);
     if (!ok) {
       this.#end('error');
@@ -214,10 +177,10 @@ export class Pop3Session implements CommandContext {
     if (result === undefined) return false;
     this.#transaction = result.transaction;
     this.#userSlot = request.user;
-    this.#state = 'TRANSACTION';
+    this.#state = nextState(this.#state, 'login');
     if (result.deadline !== undefined) {
       const ms = Math.max(0, result.deadline - this.#shared.now());
-      this.#timers.push(setTimeout(() => this.#timeout('expired'), Math.min(ms, 2 ** 31 - 1)));
+      this.#timers.push(setTimeout(() => this.#timeout('expired'), Math.min(ms, MAX_TIMER_MS)));
     }
     return true;
   }
@@ -225,7 +188,7 @@ export class Pop3Session implements CommandContext {
   async quit(): Promise<void> {
     const tx = this.#transaction;
     if (this.#state === 'TRANSACTION' && tx !== undefined) {
-      this.#state = 'UPDATE';
+      this.#state = nextState(this.#state, 'quit');
       const deleted = await commitUpdate(this, tx);
       if (deleted === undefined) {
         this.#end('error');
@@ -252,91 +215,11 @@ export class Pop3Session implements CommandContext {
     this.#end(reason);
   }
 
-  // --- input ----------------------------------------------------------------------------------
-
-  #newReader(): LineReader {
-    // The reader's hard cap is the larger SASL cap; command lines are checked against the
-    // command cap when parsed (AUTH with an initial response may be as long as the SASL cap).
-    return new LineReader({ maxLineLength: this.#shared.options.limits.saslResponseLength + 64 });
-  }
-
-  readonly #onData = (chunk: Buffer): void => {
-    try {
-      this.#reader.push(chunk);
-    } catch {
-      this.#end('limit');
-      return;
-    }
-    if (this.#reader.buffered > INPUT_HIGH_WATER) this.#socket.pause();
-    this.#wakeUp();
-  };
-
-  readonly #onEnd = (): void => {
-    this.#inputEnded = true;
-    this.#wakeUp();
-  };
-
-  readonly #onClose = (): void => {
-    this.#inputEnded = true;
-    if (this.#state !== 'UPDATE') this.#closing = true;
-    this.#wakeUp();
-  };
-
-  readonly #onError = (): void => {
-    // ECONNRESET and friends: the connection is gone; 'close' follows.
-  };
-
-  #attach(socket: Socket): void {
-    socket.on('data', this.#onData);
-    socket.on('end', this.#onEnd);
-    socket.on('close', this.#onClose);
-    socket.on('error', this.#onError);
-  }
-
-  #detach(socket: Socket): void {
-    socket.off('data', this.#onData);
-    socket.off('end', this.#onEnd);
-    socket.off('close', this.#onClose);
-    // Keep an error listener on the raw socket: TLSSocket does not take over its errors.
-  }
-
-  #wakeUp(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
-
-  /** The next line, or undefined when the connection ended or broke a limit. */
-  async #nextLine(): Promise<Buffer | undefined> {
-    for (;;) {
-      if (this.#closing) return undefined;
-      let line: Buffer | undefined;
-      try {
-        line = this.#reader.readLine();
-      } catch {
-        this.err('Line too long; closing.');
-        this.#end('limit');
-        return undefined;
-      }
-      if (line !== undefined) {
-        this.#idleTimer?.refresh();
-        if (!this.#corked) {
-          this.#socket.cork();
-          this.#corked = true;
-        }
-        return line;
-      }
-      if (this.#inputEnded) return undefined;
-      this.#uncork();
-      if (this.#socket.isPaused()) this.#socket.resume();
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-      });
-    }
-  }
+  // --- the command loop -----------------------------------------------------------------------
 
   async #run(): Promise<void> {
     const shared = this.#shared;
+    const { limits } = shared.options;
     shared.metrics?.sessions.inc({ listener: this.#listener });
     shared.metrics?.sessionsTotal.inc({ listener: this.#listener });
     try {
@@ -344,10 +227,9 @@ export class Pop3Session implements CommandContext {
       for (;;) {
         const line = await this.#nextLine();
         if (line === undefined) break;
-        this.#answered = false;
         const started = performance.now();
         this.#busy = true;
-        const verb = await dispatch(this, line);
+        const verb = await this.#dispatch(line);
         this.#busy = false;
         if (verb !== undefined)
           shared.metrics?.commandSeconds.observe({ verb }, (performance.now() - started) / 1000);
@@ -356,14 +238,11 @@ export class Pop3Session implements CommandContext {
           this.#timeout(this.#pendingEnd);
           break;
         }
-        if (this.stats.failedLogins >= shared.options.limits.maxFailedLoginsPerSession) {
+        if (this.stats.failedLogins >= limits.maxFailedLoginsPerSession) {
           this.#end('limit');
           break;
         }
-        if (
-          this.badCommands >= MAX_BAD_COMMANDS ||
-          this.stats.commands >= shared.options.limits.maxCommandsPerSession
-        ) {
+        if (this.#badCommands >= MAX_BAD_COMMANDS || this.stats.commands >= limits.maxCommandsPerSession) {
           this.err('Too many commands; closing.');
           this.#end('limit');
           break;
@@ -380,98 +259,60 @@ export class Pop3Session implements CommandContext {
     }
   }
 
-  // --- output ---------------------------------------------------------------------------------
-
-  #write(data: string | Buffer): void {
-    const socket = this.#socket;
-    if (socket.destroyed || !socket.writable) return;
-    const at = this.#reserve(typeof data === 'string' ? Buffer.byteLength(data) : data.length);
-    if (at === undefined) socket.write(data);
-    else if (typeof data === 'string') this.#batch!.write(data, at, 'utf8');
-    else data.copy(this.#batch!, at);
-  }
-
-  /** Writes a whole message's answer (status line, stuffed body, terminator); returns body octets. */
-  #writeFrame(statusLine: string, body: Buffer): number {
-    const size = measureFrame(statusLine, body);
-    const socket = this.#socket;
-    if (socket.destroyed || !socket.writable) return size.bodyBytes;
-    const at = this.#reserve(size.length);
-    if (at !== undefined) {
-      writeFrame(this.#batch!, at, statusLine, body, size);
-    } else {
-      const frame = Buffer.allocUnsafe(size.length);
-      writeFrame(frame, 0, statusLine, body, size);
-      socket.write(frame);
+  /** The next line, or undefined when the connection ended or broke a limit. */
+  async #nextLine(): Promise<Buffer | undefined> {
+    const next = await this.#input.next();
+    if (next === 'too-long') {
+      this.err('Line too long; closing.');
+      this.#end('limit');
+      return undefined;
     }
-    return size.bodyBytes;
+    return next === 'ended' ? undefined : next;
   }
 
-  /**
-   * The offset in the batch where `length` octets go, or undefined (after flushing the batch,
-   * so order is kept) when they go straight to the socket: nothing more is queued, or too big.
-   */
-  #reserve(length: number): number | undefined {
-    const pipelined = this.#reader.buffered > 0 && length <= BATCH_SIZE;
-    if (!pipelined || this.#batchLength + length > BATCH_SIZE) this.#flushBatch();
-    if (!pipelined) return undefined;
-    this.#batch ??= Buffer.allocUnsafe(BATCH_SIZE);
-    const at = this.#batchLength;
-    this.#batchLength += length;
-    return at;
-  }
-
-  #flushBatch(): void {
-    if (this.#batchLength === 0) return;
-    const out = this.#batch!.subarray(0, this.#batchLength);
-    this.#batch = undefined;
-    this.#batchLength = 0;
-    const socket = this.#socket;
-    if (!socket.destroyed && socket.writable) socket.write(out);
-  }
-
-  #uncork(): void {
-    this.#flushBatch();
-    if (this.#corked) {
-      this.#corked = false;
-      this.#socket.uncork();
+  /** Resolves and runs one command line; returns the verb that ran (for latency metrics). */
+  async #dispatch(line: Buffer): Promise<Pop3Verb | undefined> {
+    const shared = this.#shared;
+    this.stats.commands += 1;
+    this.#writer.beginCommand();
+    const resolved = resolveCommand(
+      shared.registry,
+      this.#state,
+      line,
+      shared.options.limits,
+      (handler) => handler.available?.(this) !== false,
+    );
+    if (resolved.kind === 'refuse') {
+      if (resolved.bad) this.#badCommands += 1;
+      this.err(resolved.text);
+      if (resolved.fatal) this.#end('limit');
+      return undefined;
     }
-  }
-
-  /** Waits for 'drain' once the queued output passes {@link OUTPUT_HIGH_WATER}. */
-  #backpressure(): Promise<void> | undefined {
-    return this.#batchLength + this.#socket.writableLength > OUTPUT_HIGH_WATER ? this.#drain() : undefined;
-  }
-
-  #drain(): Promise<void> {
-    this.#uncork();
-    const socket = this.#socket;
-    // 'drain' comes only after a write() that returned false.
-    if (socket.destroyed || !socket.writable || !socket.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        socket.off('drain', done);
-        socket.off('close', done);
-        this.#idleTimer?.refresh();
-        resolve();
-      };
-      socket.on('drain', done);
-      socket.on('close', done);
-    });
+    const { handler, args } = resolved;
+    try {
+      await handler.run(this, args);
+    } catch (error) {
+      shared.logger.error(
+        { session: this.id, verb: handler.verb, code: isPopgateError(error) ? error.code : undefined },
+        'command failed',
+      );
+      // A multi-line answer may be half written: the only safe move is to close.
+      if (this.#writer.answered) this.#end('error');
+      else this.err('Temporary failure; try again.', 'SYS/TEMP');
+    }
+    return handler.verb;
   }
 
   // --- ending ---------------------------------------------------------------------------------
 
-  #timeout(reason: EndReason): void {
+  #timeout(reason: TimeoutReason): void {
     if (this.#closing || this.#state === 'UPDATE') return;
     if (this.#busy) {
       this.#pendingEnd = reason;
       return;
     }
-    if (reason === 'idle') this.err('Disconnected for inactivity.');
-    else if (reason === 'expired')
-      this.err('The access token expired; log in again with a fresh token.', 'AUTH');
-    else this.err('Session time limit reached; reconnect.', 'SYS/TEMP');
+    const answer = timeoutAnswer(reason);
+    this.err(answer.text, answer.code);
     this.#end(reason);
   }
 
@@ -479,77 +320,27 @@ export class Pop3Session implements CommandContext {
     if (this.#closing) return;
     this.#closing = true;
     this.#endReason = reason;
-    this.#uncork();
-    const socket = this.#socket;
-    if (
-      reason === 'quit' ||
-      reason === 'idle' ||
-      reason === 'expired' ||
-      reason === 'shutdown' ||
-      reason === 'limit'
-    ) {
-      socket.end();
-      // A peer that never reads must not hold the session open.
-      setTimeout(() => socket.destroy(), 5_000).unref();
-    } else {
-      socket.destroy();
-    }
-    this.#wakeUp();
+    this.#writer.end(isGraceful(reason));
+    this.#input.wake();
   }
 
   async #cleanup(): Promise<void> {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers = [];
+    this.#input.stop();
     if (!this.#closing) this.#end(this.#endReason);
-    const shared = this.#shared;
-    const tx = this.#transaction;
+    const transaction = this.#transaction;
     this.#transaction = undefined;
-    if (tx !== undefined) {
-      tx.readAhead.clear();
-      // A dropped or aborted session deletes nothing: release without committing.
-      try {
-        await tx.maildrop.release();
-      } catch (error) {
-        shared.logger.error(
-          { session: this.id, code: isPopgateError(error) ? error.code : undefined },
-          'maildrop release failed',
-        );
-      }
-    }
-    if (this.#userSlot !== undefined) shared.perUser.release(this.#userSlot);
-    shared.metrics?.sessions.dec({ listener: this.#listener });
-    shared.audit?.emit({
-      event: 'logout',
-      session: this.id,
+    await releaseSession(this.#shared, {
+      id: this.id,
       remoteAddress: this.remoteAddress,
+      listener: this.#listener,
+      transaction,
       user: this.#userSlot,
       how: this.#endReason,
-      commands: this.stats.commands,
-      retr: this.stats.retr,
-      top: this.stats.top,
-      dele: this.stats.dele,
-      bytesOut: this.stats.bytesOut,
+      stats: this.stats,
       deleted: this.#deleted,
-      durationMs: shared.now() - this.#started,
+      started: this.#started,
     });
   }
-}
-
-/** Resolves true once the TLS handshake completed, false on error, close or timeout. */
-export function waitForHandshake(socket: TLSSocket, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const finish = (ok: boolean) => {
-      clearTimeout(timer);
-      socket.off('secure', onSecure);
-      socket.off('error', onFail);
-      socket.off('close', onFail);
-      resolve(ok);
-    };
-    const onSecure = () => finish(true);
-    const onFail = () => finish(false);
-    const timer = setTimeout(onFail, timeoutMs);
-    socket.once('secure', onSecure);
-    socket.once('error', onFail);
-    socket.once('close', onFail);
-  });
 }

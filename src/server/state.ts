@@ -18,7 +18,7 @@ const TRANSITIONS: Readonly<Record<SessionState, Partial<Record<SessionEvent, Se
 
 /**
  * The state after `event`, or throws when the transition does not exist (a bug in a command
- * handler: the dispatcher only runs a handler in the states it declares).
+ * handler: the command resolver only lets a handler run in the states it declares).
  *
  * @example nextState('AUTHORIZATION', 'login') // 'TRANSACTION'
  */

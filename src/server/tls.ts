@@ -1,10 +1,11 @@
 /**
  * The server's TLS material: certificate and key loaded into a SecureContext, reloadable (on
  * SIGHUP) without touching live sessions. Listeners and STLS always ask for `current`, so a
- * reload affects only handshakes that start afterwards.
+ * reload affects only handshakes that start afterwards. Also the bounded wait for a handshake,
+ * shared by implicit-TLS listeners and STLS.
  */
 import { readFile } from 'node:fs/promises';
-import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
+import { createSecureContext, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import { PopgateError } from '../errors.ts';
 
 /** Certificate and key, as files (reloadable) or PEM text. */
@@ -103,4 +104,23 @@ async function readPem(path: string, what: string): Promise<Buffer> {
 function reason(error: unknown): string {
   if (error && typeof error === 'object' && 'code' in error) return String((error as { code: unknown }).code);
   return error instanceof Error ? error.message.split('\n')[0]! : 'unknown error';
+}
+
+/** Resolves true once the TLS handshake completed, false on error, close or timeout. */
+export function waitForHandshake(socket: TLSSocket, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const finish = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.off('secure', onSecure);
+      socket.off('error', onFail);
+      socket.off('close', onFail);
+      resolve(ok);
+    };
+    const onSecure = () => finish(true);
+    const onFail = () => finish(false);
+    const timer = setTimeout(onFail, timeoutMs);
+    socket.once('secure', onSecure);
+    socket.once('error', onFail);
+    socket.once('close', onFail);
+  });
 }

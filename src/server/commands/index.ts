@@ -1,4 +1,4 @@
-/** Every command handler, in the registry the dispatcher uses. One file per command. */
+/** Every command handler, in the registry the command resolver reads. One file per command. */
 import { createRegistry } from '../registry.ts';
 import { auth } from './auth.ts';
 import { capa } from './capa.ts';

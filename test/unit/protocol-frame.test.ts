@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { DotEncoder } from '../../src/protocol/dot-stuffing.ts';
-import { frameMessage } from '../../src/server/frame.ts';
+import { frameMessage } from '../../src/protocol/frame.ts';
 
 const STATUS = '+OK 42 octets\r\n';
 
