@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.ts';
 import { registerDeliver } from './deliver.ts';
-import { registerDemo } from './demo.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerFetch } from './fetch.ts';
 import { registerInit } from './init.ts';
@@ -15,7 +14,6 @@ export type RegisterCommand = (program: Command, ctx: CliContext) => void;
 
 /** Every subcommand, in the order `popgate --help` lists them. */
 export const COMMANDS: readonly RegisterCommand[] = [
-  registerDemo,
   registerLogin,
   registerLogout,
   registerToken,

@@ -16,7 +16,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { ConfigError, PopgateError } from '../errors.ts';
+import { ConfigError, PopgateError } from '../src/errors.ts';
 
 /** A certificate and its private key, as files (key mode 0600) and as PEM text. */
 export interface IssuedCertificate {

@@ -31,8 +31,8 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { createOAuthFetch, type OAuthFetch } from '../oauth/http.ts';
-import { recordTestSecret } from './secret-ledger.ts';
+import { createOAuthFetch, type OAuthFetch } from '../../src/oauth/http.ts';
+import { recordTestSecret } from '../secret-ledger.ts';
 
 export interface AuthorizationServerOptions {
   /** Serve https with this certificate and key (PEM); plain http when absent. */

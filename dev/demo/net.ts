@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { PopgateError } from '../errors.ts';
+import { PopgateError } from '../../src/errors.ts';
 
 /** A port on 127.0.0.1 that was free a moment ago (for children that must be told a port). */
 export function freeLoopbackPort(): Promise<number> {

@@ -1,17 +1,17 @@
 /**
- * `popgate demo`: the whole system on one machine, every hop TLS-verified. It starts a throwaway
- * CA, a real OAuth2 authorization server (oidc-provider) and `popgate serve`, then runs the real
- * `popgate login`, `fetch`, `token status` and `logout` commands as a user would, and checks
- * that each step did what it says. Nothing outside the demo's own folder is touched.
+ * The demo (`npm start`, entry dev/demo/main.ts): the whole system on one machine, every hop
+ * TLS-verified. It starts a throwaway CA, a real OAuth2 authorization server (oidc-provider) and
+ * `popgate serve`, then runs the real `popgate login`, `fetch`, `token status` and `logout`
+ * commands as a user would, and checks that each step did what it says. Nothing outside the demo's own folder is touched.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
-import { type AuthorizationServer, startAuthorizationServer } from '../devtools/authorization-server.ts';
-import { createDevCa } from '../devtools/certs.ts';
-import { PopgateError } from '../errors.ts';
-import { openInBrowser } from '../oauth/open-browser.ts';
+import { PopgateError } from '../../src/errors.ts';
+import { openInBrowser } from '../../src/oauth/open-browser.ts';
+import { type AuthorizationServer, startAuthorizationServer } from '../authorization-server/index.ts';
+import { createDevCa } from '../certs.ts';
 import { type RunOptions, runPopgate, startPopgate } from './children.ts';
 import { freeLoopbackPort, waitForLine } from './net.ts';
 import { demoMessages, lateMessage } from './seed-messages.ts';
