@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { EXIT, exitCodeFor } from '../../src/cli/exit-codes.ts';
 import { PopgateError } from '../../src/errors.ts';
+import { DevToolsError } from '../errors.ts';
 import { runDemo } from './run-demo.ts';
 
 const USAGE = `Usage: npm start [-- options]
@@ -64,6 +65,11 @@ async function main(argv: string[]): Promise<number> {
     });
     return EXIT.OK;
   } catch (error) {
+    if (error instanceof DevToolsError) {
+      // A failed demo step or a missing openssl: temporary from the user's side (EX_TEMPFAIL).
+      process.stderr.write(`popgate: ${error.message} (${error.code})\n`);
+      return EXIT.TEMPFAIL;
+    }
     if (error instanceof PopgateError) {
       process.stderr.write(`popgate: ${error.message} (${error.code})\n`);
       return exitCodeFor(error);

@@ -8,10 +8,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
-import { PopgateError } from '../../src/errors.ts';
 import { openInBrowser } from '../../src/oauth/open-browser.ts';
 import { type AuthorizationServer, startAuthorizationServer } from '../authorization-server/index.ts';
 import { createDevCa } from '../certs.ts';
+import { DevToolsError } from '../errors.ts';
 import { type RunOptions, runPopgate, startPopgate } from './children.ts';
 import { freeLoopbackPort, waitForLine } from './net.ts';
 import { demoMessages, lateMessage } from './seed-messages.ts';
@@ -38,7 +38,7 @@ const USER = 'demo@example.test';
 const ACCOUNT = 'demo';
 
 /** A step that did not do what it says: the demo exits non-zero with this message. */
-export class DemoStepError extends PopgateError {
+export class DemoStepError extends DevToolsError {
   constructor(step: string, detail: string) {
     super('ERR_DEMO_STEP', `demo step "${step}" failed: ${detail}`);
   }
