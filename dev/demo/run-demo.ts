@@ -82,7 +82,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     maildir: join(runDir, 'Maildir'),
   };
   await mkdir(runDir, { recursive: true, mode: 0o700 });
-  say(`popgate demo — everything lives in ${runDir}\n`);
+  say(`popgate's demo — everything lives in ${runDir}\n`);
 
   // 1. Certificates.
   say('1. A throwaway certificate authority');
