@@ -6,9 +6,9 @@
 // Run: node --import tsx bench/auth.ts [--rounds 7] [--quick]
 
 import { createLocalJWKSet, jwtVerify } from 'jose';
+import { type AuthorizationServer, startAuthorizationServer } from '../dev/authorization-server/index.ts';
+import { devValidatorIssuer } from '../dev/validator-issuer.ts';
 import { createTokenValidator, type PopgateTokenValidator } from '../src/auth/index.ts';
-import { type AuthorizationServer, startAuthorizationServer } from '../src/devtools/authorization-server.ts';
-import { devValidatorIssuer } from '../src/devtools/validator-issuer.ts';
 
 const USER = 'alice@example.test';
 const args = process.argv.slice(2);

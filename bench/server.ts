@@ -20,11 +20,11 @@ import type { Socket } from 'node:net';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { startAuthorizationServer } from '../dev/authorization-server/index.ts';
+//        [--json bench/results/server.json]
+import { devValidatorIssuer } from '../dev/validator-issuer.ts';
 import { createTokenValidator } from '../src/auth/index.ts';
 import type { TokenValidator } from '../src/auth/types.ts';
-import { startAuthorizationServer } from '../src/devtools/authorization-server.ts';
-//        [--json bench/results/server.json]
-import { devValidatorIssuer } from '../src/devtools/validator-issuer.ts';
 import { createPop3Server } from '../src/server/server.ts';
 import { MaildirStore, type MaildirStoreOptions } from '../src/store/maildir-store.ts';
 import { startDovecot } from '../test/helpers/dovecot.ts';

@@ -88,9 +88,6 @@ export const ERROR_CODES = {
   ERR_CONFIG_UNKNOWN_KEY: 'the configuration names a key that does not exist',
   ERR_CONFIG_MISSING: 'a required configuration value is missing',
   ERR_CONFIG_ACCOUNT_UNKNOWN: 'no account of that name is configured',
-  // --- Development tools for tests and the demo (ERR_DEVTOOLS_*) ---
-  ERR_DEMO_STEP: 'a step of `popgate demo` did not do what it says',
-  ERR_DEVTOOLS_CERT: 'a development certificate could not be created (openssl failed)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -4,7 +4,7 @@
 // Usage: npm test [-- FILE_OR_SUBSTRING ...]
 //
 // Then the secret scan (issue 3): the test processes append every secret they mint to a ledger
-// (POPGATE_SECRET_LEDGER, see src/devtools/secret-ledger.ts) and tee their children's logs and
+// (POPGATE_SECRET_LEDGER, see dev/secret-ledger.ts) and tee their children's logs and
 // popgate's diagnostics events to a log directory (POPGATE_TEST_LOG_DIR, see
 // test/helpers/output-capture.mjs); this runner keeps a copy of everything the test run printed.
 // After the run every ledger entry is looked for in all of it (test/helpers/secret-scan.mjs). A

@@ -1,10 +1,10 @@
-// Test wrapper around the development CA (src/devtools/certs.ts): a CA and one loopback server
+// Test wrapper around the development CA (dev/certs.ts): a CA and one loopback server
 // certificate in a fresh temp dir, removed by cleanup() (registered with t.after when given).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { createDevCa, type DevCa, type IssuedCertificate } from '../../src/devtools/certs.ts';
+import { createDevCa, type DevCa, type IssuedCertificate } from '../../dev/certs.ts';
 
 export interface TestCerts {
   readonly dir: string;

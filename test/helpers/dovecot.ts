@@ -15,9 +15,9 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import type { JWTPayload } from 'jose';
-import { createDevCa } from '../../src/devtools/certs.ts';
-import { createSigningKey, type DevJwtAlgorithm, type DevSigningKey } from '../../src/devtools/jwt-keys.ts';
-import { recordTestSecret } from '../../src/devtools/secret-ledger.ts';
+import { createDevCa } from '../../dev/certs.ts';
+import { createSigningKey, type DevJwtAlgorithm, type DevSigningKey } from '../../dev/jwt-keys.ts';
+import { recordTestSecret } from '../../dev/secret-ledger.ts';
 import { freePorts } from './ports.ts';
 
 export interface StartDovecotOptions {

@@ -1,4 +1,4 @@
-// Test helpers around the real oidc-provider authorization server (src/devtools).
+// Test helpers around the real oidc-provider authorization server (dev/authorization-server/).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import {
   type AuthorizationServer,
   type AuthorizationServerOptions,
   startAuthorizationServer,
-} from '../../src/devtools/authorization-server.ts';
+} from '../../dev/authorization-server/index.ts';
 import { type OAuthAccount, type OAuthAccountOptions, resolveAccount } from '../../src/oauth/account.ts';
 import { deviceFlow } from '../../src/oauth/flows/device.ts';
 import type { Sleep } from '../../src/oauth/flows/sleep.ts';

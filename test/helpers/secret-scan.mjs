@@ -1,5 +1,5 @@
 // The secret scan of a test run (issue 3: "a secret scan over every log line and error message
-// produced by the whole test run finds no token"). The ledger (src/devtools/secret-ledger.ts)
+// produced by the whole test run finds no token"). The ledger (dev/secret-ledger.ts)
 // lists every secret the run minted, one a line; this module looks for each of them in the files
 // the run wrote its output to, without ever printing a secret: a finding names the ledger line.
 //

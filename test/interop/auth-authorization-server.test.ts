@@ -1,4 +1,4 @@
-// The validator against the project's own authorization server (src/devtools/authorization-server.ts,
+// The validator against the project's own authorization server (dev/authorization-server/,
 // oidc-provider 9): a user logs in through the device flow (RFC 8628) and the provider's own
 // pages, and the POP3 server's validator checks the JWT access token for the POP3 resource, the
 // opaque one for the second resource by introspection with the server's introspection client,
@@ -7,12 +7,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { decodeProtectedHeader } from 'jose';
+import { type AuthorizationServer, startAuthorizationServer } from '../../dev/authorization-server/index.ts';
+import { devValidatorIssuer } from '../../dev/validator-issuer.ts';
 import { createTokenValidator, type PopgateTokenValidator } from '../../src/auth/index.ts';
-import {
-  type AuthorizationServer,
-  startAuthorizationServer,
-} from '../../src/devtools/authorization-server.ts';
-import { devValidatorIssuer } from '../../src/devtools/validator-issuer.ts';
 import { TokenValidationError } from '../../src/errors.ts';
 
 const USER = 'alice@example.test';

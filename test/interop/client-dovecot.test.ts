@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, type TestContext, test } from 'node:test';
+import { createSigningKey } from '../../dev/jwt-keys.ts';
 import { Pop3Client, type Pop3TlsMode } from '../../src/client/index.ts';
-import { createSigningKey } from '../../src/devtools/jwt-keys.ts';
 import { Pop3Error } from '../../src/errors.ts';
 import { type DovecotInstance, startDovecot } from '../helpers/dovecot.ts';
 import {

@@ -6,7 +6,7 @@ import { mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { demoMessages, lateMessage } from '../../src/demo/seed-messages.ts';
+import { demoMessages, lateMessage } from '../../dev/demo/seed-messages.ts';
 import { requirePeer } from '../helpers/peers.ts';
 
 const repo = new URL('../..', import.meta.url).pathname;

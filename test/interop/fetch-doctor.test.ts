@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, test } from 'node:test';
+import { createDevCa } from '../../dev/certs.ts';
 import type { CliContext } from '../../src/cli/context.ts';
 import { main } from '../../src/cli/main.ts';
 import { resolvePaths } from '../../src/cli/paths.ts';
-import { createDevCa } from '../../src/devtools/certs.ts';
 import { type DovecotInstance, startDovecot } from '../helpers/dovecot.ts';
 import { requirePeer } from '../helpers/peers.ts';
 

@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { after, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
-import { createSigningKey } from '../../src/devtools/jwt-keys.ts';
+import { createSigningKey } from '../../dev/jwt-keys.ts';
 import { type DovecotInstance, startDovecot } from '../helpers/dovecot.ts';
 import { requirePeer } from '../helpers/peers.ts';
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { createDevCa } from '../../src/devtools/certs.ts';
+import { createDevCa } from '../../dev/certs.ts';
 import { isPopgateError } from '../../src/errors.ts';
 import { resolveAccount } from '../../src/oauth/account.ts';
 import { browserFlow } from '../../src/oauth/flows/browser.ts';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import type { IssuedCertificate } from '../../src/devtools/certs.ts';
+import type { IssuedCertificate } from '../../dev/certs.ts';
 import { MaildirStore } from '../../src/store/maildir-store.ts';
 import { createTestCerts, type TestCerts } from '../helpers/certs.ts';
 import { requirePeer } from '../helpers/peers.ts';

@@ -27,9 +27,9 @@ test('channel names are written in src/diagnostics.ts only', () => {
   const elsewhere = sourceFiles(src)
     .filter((file) => relative(src, file) !== 'diagnostics.ts')
     .flatMap((file) =>
-      [...codeOf(readFileSync(file, 'utf8')).matchAll(/['"`](popgate:[a-z0-9]+(?::[a-z0-9._-]+)*)['"`]/g)].map(
-        (m) => `${relative(src, file)}: ${m[1]}`,
-      ),
+      [
+        ...codeOf(readFileSync(file, 'utf8')).matchAll(/['"`](popgate:[a-z0-9]+(?::[a-z0-9._-]+)*)['"`]/g),
+      ].map((m) => `${relative(src, file)}: ${m[1]}`),
     );
   assert.deepEqual(elsewhere, []);
 });

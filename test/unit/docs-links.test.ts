@@ -273,8 +273,8 @@ test('the invocation scanner reads flags per command and stops at shell operator
   assert.deepEqual(invocations('ExecStart=/usr/local/bin/popgate fetch --watch --every 5m'), [
     { words: ['fetch'], flags: ['--watch', '--every'] },
   ]);
-  assert.deepEqual(invocations('node bin/popgate.js demo --dir /tmp/x'), [
-    { words: ['demo'], flags: ['--dir'] },
+  assert.deepEqual(invocations('node bin/popgate.js fetch --account x'), [
+    { words: ['fetch'], flags: ['--account'] },
   ]);
   assert.deepEqual(invocations('popgate-uidlist popgate.lock'), []);
 });

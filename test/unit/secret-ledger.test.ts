@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startAuthorizationServer } from '../../src/devtools/authorization-server.ts';
-import { createSigningKey } from '../../src/devtools/jwt-keys.ts';
-import { recordTestSecret } from '../../src/devtools/secret-ledger.ts';
+import { startAuthorizationServer } from '../../dev/authorization-server/index.ts';
+import { createSigningKey } from '../../dev/jwt-keys.ts';
+import { recordTestSecret } from '../../dev/secret-ledger.ts';
 import { tempDir } from '../helpers/oidc.ts';
 import {
   createSecretScanner,

@@ -1,7 +1,6 @@
 import type { RegisterCommand } from '../command.ts';
 import type { ExitCode } from '../exit-codes.ts';
 import { deliverExitCode, registerDeliver } from './deliver.ts';
-import { registerDemo } from './demo.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerFetch } from './fetch.ts';
 import { registerInit } from './init.ts';
@@ -12,7 +11,6 @@ import { registerToken } from './token.ts';
 
 /** Every subcommand, in the order `popgate --help` lists them. */
 export const COMMANDS: readonly RegisterCommand[] = [
-  registerDemo,
   registerLogin,
   registerLogout,
   registerToken,

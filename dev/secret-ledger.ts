@@ -5,9 +5,9 @@
  * sets it, then scans everything the run printed and logged for each recorded secret, so the
  * proof "no token in any log line or error message" cannot pass for want of tokens to look for.
  *
- * Dev tools only (tests and the demo); a no-op when the variable is unset. This is the one place
- * outside src/cli that reads the environment: the ledger is a property of the test run, and the
- * mints run in test processes and in children (the demo) that inherit it, not through the CLI.
+ * Dev tools only (tests and the demo; dev/ is not shipped); a no-op when the variable is unset. It
+ * reads the environment itself, outside src/cli, because the ledger is a property of the test run:
+ * the mints run in test processes and in children (the demo) that inherit it, not through the CLI.
  *
  * @example
  * ```ts

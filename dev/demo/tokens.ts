@@ -1,7 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EncryptedFileTokenStore } from '../oauth/stores/encrypted-file.ts';
-import { KeyFileSource } from '../oauth/stores/key-source.ts';
+import { EncryptedFileTokenStore } from '../../src/oauth/stores/encrypted-file.ts';
+import { KeyFileSource } from '../../src/oauth/stores/key-source.ts';
 import type { ChildResult } from './children.ts';
 
 /** What the demo shows about the stored tokens: where and how, never the values. */

@@ -1,4 +1,4 @@
-import type { AuthorizationServer } from './authorization-server.ts';
+import type { AuthorizationServer } from './authorization-server/index.ts';
 
 /**
  * The token-validator issuer entry (src/auth options) that trusts a development authorization

@@ -1,17 +1,17 @@
 /**
- * `popgate demo`: the whole system on one machine, every hop TLS-verified. It starts a throwaway
- * CA, a real OAuth2 authorization server (oidc-provider) and `popgate serve`, then runs the real
- * `popgate login`, `fetch`, `token status` and `logout` commands as a user would, and checks
- * that each step did what it says. Nothing outside the demo's own folder is touched.
+ * The demo (`npm start`, entry dev/demo/main.ts): the whole system on one machine, every hop
+ * TLS-verified. It starts a throwaway CA, a real OAuth2 authorization server (oidc-provider) and
+ * `popgate serve`, then runs the real `popgate login`, `fetch`, `token status` and `logout`
+ * commands as a user would, and checks that each step did what it says. Nothing outside the demo's own folder is touched.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
-import { type AuthorizationServer, startAuthorizationServer } from '../devtools/authorization-server.ts';
-import { createDevCa } from '../devtools/certs.ts';
-import { PopgateError } from '../errors.ts';
-import { openInBrowser } from '../oauth/open-browser.ts';
+import { openInBrowser } from '../../src/oauth/open-browser.ts';
+import { type AuthorizationServer, startAuthorizationServer } from '../authorization-server/index.ts';
+import { createDevCa } from '../certs.ts';
+import { DevToolsError } from '../errors.ts';
 import { type RunOptions, runPopgate, startPopgate } from './children.ts';
 import { freeLoopbackPort, waitForLine } from './net.ts';
 import { demoMessages, lateMessage } from './seed-messages.ts';
@@ -38,7 +38,7 @@ const USER = 'demo@example.test';
 const ACCOUNT = 'demo';
 
 /** A step that did not do what it says: the demo exits non-zero with this message. */
-export class DemoStepError extends PopgateError {
+export class DemoStepError extends DevToolsError {
   constructor(step: string, detail: string) {
     super('ERR_DEMO_STEP', `demo step "${step}" failed: ${detail}`);
   }
@@ -82,7 +82,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     maildir: join(runDir, 'Maildir'),
   };
   await mkdir(runDir, { recursive: true, mode: 0o700 });
-  say(`popgate demo — everything lives in ${runDir}\n`);
+  say(`popgate's demo — everything lives in ${runDir}\n`);
 
   // 1. Certificates.
   say('1. A throwaway certificate authority');

@@ -16,7 +16,8 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { ConfigError, PopgateError } from '../errors.ts';
+import { ConfigError } from '../src/errors.ts';
+import { DevToolsError } from './errors.ts';
 
 /** A certificate and its private key, as files (key mode 0600) and as PEM text. */
 export interface IssuedCertificate {
@@ -83,7 +84,7 @@ function run(openssl: string, args: readonly string[]): Promise<string> {
     execFile(openssl, args, { encoding: 'utf8', timeout: 30_000 }, (error, stdout, stderr) => {
       if (error) {
         reject(
-          new PopgateError(
+          new DevToolsError(
             'ERR_DEVTOOLS_CERT',
             `openssl ${args[0]} failed: ${String(stderr).trim().slice(0, 500) || error.message}; is the openssl CLI installed?`,
             { cause: error },

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { PopgateError } from '../errors.ts';
+import { DevToolsError } from '../errors.ts';
 
 /** A port on 127.0.0.1 that was free a moment ago (for children that must be told a port). */
 export function freeLoopbackPort(): Promise<number> {
@@ -20,7 +20,7 @@ export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: num
   return new Promise((resolve, reject) => {
     let pending = '';
     const timer = setTimeout(
-      () => finish(new PopgateError('ERR_DEMO_STEP', `no "${pattern.source}" within ${timeoutMs / 1000} s`)),
+      () => finish(new DevToolsError('ERR_DEMO_STEP', `no "${pattern.source}" within ${timeoutMs / 1000} s`)),
       timeoutMs,
     );
     const onData = (chunk: Buffer | string): void => {
@@ -35,7 +35,7 @@ export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: num
     };
     const onExit = (code: number | null): void =>
       finish(
-        new PopgateError(
+        new DevToolsError(
           'ERR_DEMO_STEP',
           `the process exited (code ${code}) before printing "${pattern.source}"`,
         ),

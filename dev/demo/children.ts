@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-/** The `popgate` launcher beside this package (works from src/ and dist/). */
+/** The `popgate` launcher of this checkout (bin/popgate.js), run as a user would. */
 export const POPGATE_BIN = fileURLToPath(new URL('../../bin/popgate.js', import.meta.url));
 
 export interface ChildResult {

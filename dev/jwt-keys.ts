@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { exportJWK, exportSPKI, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '../src/errors.ts';
 import { recordTestSecret } from './secret-ledger.ts';
 
 /** Algorithms the dev signer supports (RFC 7518 section 3.1). */
