@@ -2,7 +2,7 @@
  * Typed errors with stable codes. Every code is listed in {@link ERROR_CODES} with a one-line
  * meaning; `docs/errors.md` documents each one and a test keeps the two in step.
  *
- * Rules (DESIGN.md, "Rules that are never bent"): messages say what to do next and never carry a
+ * Rules (docs/architecture.md, "Rules that are never bent"): messages say what to do next and never carry a
  * secret; `cause` is attached non-enumerable so a serializer that walks enumerable fields
  * cannot reach upstream bodies.
  */

@@ -2,7 +2,7 @@
  * oidc-provider's configuration for the development authorization server: the clients, the two
  * resource servers (JWT and opaque access tokens), lifetimes, and the features tests rely on
  * (device flow, client credentials, introspection, revocation, resource indicators, PKCE).
- * See TOOLCHAIN.md for why each setting matters.
+ * CONTRIBUTING.md ("Real peers") says why the settings that matter are what they are.
  */
 import type { JsonWebKey } from 'node:crypto';
 import { deviceConfirmPage, deviceInputPage, deviceSuccessPage } from './pages.ts';

@@ -3,7 +3,7 @@
  * dev dependency, loaded on demand) on 127.0.0.1, port 0, plain http or TLS with a given
  * certificate. Never for production: accounts are whoever types a name on the login page.
  *
- * What it offers (configuration.ts; see TOOLCHAIN.md for why each setting matters):
+ * What it offers (configuration.ts; CONTRIBUTING.md "Real peers" says why):
  * - a native public client (device flow, authorization code + PKCE S256, loopback redirect
  *   `http://127.0.0.1/callback` on any port), refresh tokens with rotation (reuse revokes the
  *   grant), issued with `offline_access` and no `prompt=consent`;

@@ -376,7 +376,7 @@ export class Connection {
     if (response.kind !== 'ok') throw new Pop3Error('ERR_POP3_PROTOCOL', 'unexpected continuation');
     if (job.kind === 'status') {
       if (job.upgrade) {
-        // RFC 2595 §4 / STYLE.md #10: nothing may follow +OK before the handshake.
+        // RFC 2595 §4 / architecture.md R10: nothing may follow +OK before the handshake.
         this.#detach();
         if (this.#reader.buffered > 0 || (this.#socket?.readableLength ?? 0) > 0) {
           this.#detached = false;

@@ -38,7 +38,7 @@ export async function saslLogin(
 ): Promise<void> {
   const mechanism = toSaslMechanism(options.mechanism);
   if (mechanism === 'PLAIN' && !settings.allowPasswordLogin) {
-    // DESIGN.md practice 1-2: popgate never sends a mail password unless asked to in so many words.
+    // architecture.md practices 1-2: popgate never sends a mail password unless asked to in so many words.
     throw new Pop3Error(
       'ERR_POP3_INVALID_ARGUMENT',
       'SASL PLAIN sends a password, which is disabled; pass allowPasswordLogin: true to enable it',

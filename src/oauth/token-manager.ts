@@ -1,5 +1,5 @@
 /**
- * The token manager (DESIGN.md practices 6 and 7): hands out a valid access token, refreshing
+ * The token manager (architecture.md practices 6 and 7): hands out a valid access token, refreshing
  * ahead of expiry; one refresh at a time per account (in-process single flight plus the store's
  * cross-process lock); a rotated refresh token is persisted before the new access token is
  * handed out; `invalid_grant` marks the tokens stale (kept, not deleted) and asks for a new

@@ -1,5 +1,5 @@
 /**
- * The token response checked field by field (RFC 6749 §5.1, STYLE.md #5) into the shape popgate
+ * The token response checked field by field (RFC 6749 §5.1, architecture.md R5) into the shape popgate
  * stores. oauth4webapi checks the response first; this repeats the checks popgate relies on,
  * because an access token ends up in a SASL line and a refresh token on disk.
  */

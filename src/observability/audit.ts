@@ -75,7 +75,7 @@ export function createAuditSink(logger: Logger): AuditSink {
   };
 }
 
-/** Caps untrusted text placed in an audit event (STYLE.md §14): 256 chars, control chars removed. */
+/** Caps untrusted text placed in an audit event (architecture.md R13): 256 chars, control chars removed. */
 export function capForAudit(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
   return value.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, 256);

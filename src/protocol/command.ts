@@ -1,5 +1,5 @@
 /**
- * Commands: the serializer is the one gate between the client and the socket (STYLE.md #8);
+ * Commands: the serializer is the one gate between the client and the socket (architecture.md R8);
  * it refuses CR, LF and NUL in arguments and malformed verbs, so no input can inject a second
  * command. The parser is the server side's matching entry point (RFC 1939 §3, RFC 2449 §4).
  */

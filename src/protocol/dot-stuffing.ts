@@ -1,6 +1,6 @@
 /**
  * Dot-stuffing for multi-line responses (RFC 1939 §3), one streaming Transform per direction
- * with state carried across chunk boundaries (STYLE.md #9). Client, server and proxy share them.
+ * with state carried across chunk boundaries (architecture.md R9). Client, server and proxy share them.
  *
  * - {@link DotStuffer} (server/proxy): raw message → stuffed body + terminating `.CRLF`; bare LF
  *   becomes CRLF; a message without a final line end gets one.

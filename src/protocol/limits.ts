@@ -1,5 +1,5 @@
 /**
- * The wire bounds shared by client and server, in one place (STYLE.md #7); the server's session
+ * The wire bounds shared by client and server, in one place (architecture.md R7); the server's session
  * bounds (idle, total time, commands, failed logins) live in src/server/limits.ts. Callers
  * override a subset through {@link resolveLimits}, which validates at the door and returns a
  * frozen copy.
@@ -18,7 +18,7 @@ export interface Pop3Limits {
   readonly maxMultilineResponse: number;
   /** Largest message RETR or TOP may deliver, in octets after dot-unstuffing. */
   readonly maxMessageSize: number;
-  /** Largest SASL response line (base64) a server accepts (DESIGN.md: 64 KiB). */
+  /** Largest SASL response line (base64) a server accepts (64 KiB: room for any provider's token). */
   readonly maxSaslResponse: number;
   /** Commands a client keeps in flight when the server offers PIPELINING. */
   readonly maxPipelineDepth: number;

@@ -1,5 +1,5 @@
 /**
- * Chunks in, lines out, with a hard maximum line length (STYLE.md #7). Lines end with CRLF;
+ * Chunks in, lines out, with a hard maximum line length (architecture.md R7). Lines end with CRLF;
  * a bare LF is tolerated (RFC 1939 requires CRLF, some servers slip). Breaking the limit is
  * terminal: the reader refuses every later call with the same error, and the rejected bytes are
  * never parsed.

@@ -1,5 +1,5 @@
 /**
- * The one check that keeps a text from becoming two lines on the wire (STYLE.md #8): CR, LF and
+ * The one check that keeps a text from becoming two lines on the wire (architecture.md R8): CR, LF and
  * NUL are refused wherever text goes into a line, in commands the client writes and in answers
  * the server writes, so no argument, status text or listing line can inject a second line.
  */

@@ -1,5 +1,5 @@
 /**
- * Redaction for logs and diagnostics events (STYLE.md #14): credentials are replaced whole,
+ * Redaction for logs and diagnostics events (architecture.md R13): credentials are replaced whole,
  * never masked by keeping a prefix, and untrusted text is capped.
  */
 import { capText } from './response.ts';

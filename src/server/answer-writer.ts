@@ -1,5 +1,5 @@
 /**
- * The one gate between a session and its socket (STYLE.md §8). Every answer goes through here,
+ * The one gate between a session and its socket (architecture.md R8). Every answer goes through here,
  * in order: status lines, SASL continuations, multi-line listings, RETR/TOP bodies. The text is
  * formatted by src/protocol, which refuses CR, LF and NUL, before anything is written, so a
  * refused answer leaves no half line. While a pipelined burst is queued the socket is corked and

@@ -1,6 +1,6 @@
 /**
  * Turns one received command line into the handler to run and its arguments, or a refusal,
- * after the checks every handler declares in the registry (STYLE.md §2): the line's length (an
+ * after the checks every handler declares in the registry (architecture.md R2): the line's length (an
  * `AUTH` line has the SASL bound), well-formedness, a known and offered verb, a valid state, the
  * argument count. Handlers never re-check them. Pure: no socket and no session; the session
  * answers, counts and closes from the result. Refusal texts never echo the input.

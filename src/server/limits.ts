@@ -1,5 +1,5 @@
 /**
- * Every bound the server enforces, in one place (STYLE.md §7): the configurable ones
+ * Every bound the server enforces, in one place (architecture.md R7): the configurable ones
  * ({@link ServerLimits}) and the fixed ones of a session's input and output; plus the two
  * stateful guards: connection counting per IP and per user, and failed-login throttling with
  * growing delays.

@@ -1,5 +1,5 @@
 /**
- * The typed command registry (STYLE.md §2): one handler per verb, each declaring the states it
+ * The typed command registry (architecture.md R2): one handler per verb, each declaring the states it
  * is valid in, its argument count and whether its answer is multi-line. The command resolver
  * (command-resolver.ts) checks those once; handlers never re-check them. Verbs are looked up in
  * a fixed map, never built from input.

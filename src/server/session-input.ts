@@ -87,7 +87,7 @@ export class SessionInput {
     this.#idleTimer.refresh();
   }
 
-  /** STLS (RFC 2595 §4, STYLE.md §10): reads from `socket`; bytes read before it are dropped. */
+  /** STLS (RFC 2595 §4, architecture.md R10): reads from `socket`; bytes read before it are dropped. */
   replaceSocket(socket: Socket): void {
     this.#detach(this.#socket);
     this.#reader = new LineReader({ maxLineLength: this.#maxLineLength });

@@ -153,7 +153,7 @@ export class Pop3Session implements CommandContext, LoginHost {
     if (tls === undefined) throw new Error('STLS without TLS material');
     this.#writer.uncork();
     const secure = new TLSSocket(this.#socket, { isServer: true, secureContext: tls.current });
-    // RFC 2595 §4 / STYLE.md §10: anything received before the handshake is dropped unparsed.
+    // RFC 2595 §4 / architecture.md R10: anything received before the handshake is dropped unparsed.
     this.#input.replaceSocket(secure);
     this.#writer.replaceSocket(secure);
     this.#socket = secure;

@@ -2,7 +2,7 @@
 // benchmarks: its own config, base_dir and state_dir under a temp dir, listening on 127.0.0.1 high
 // ports (implicit TLS and STLS), Maildirs under the temp dir, `passdb { driver = oauth2 }`
 // validating JWTs locally with a key this helper mints tokens with, and one password user.
-// Facts behind the config: ../../../shared/TOOLCHAIN.md ("Real peers").
+// Facts behind the config: CONTRIBUTING.md ("Real peers: facts that shaped the tests").
 //
 // The master runs in the foreground under a tiny `sh` watchdog that reads our stdin: when this
 // process dies, even by SIGKILL, the pipe closes and the watchdog terminates Dovecot.

@@ -1,4 +1,4 @@
-// Scripted POP3 servers on 127.0.0.1:0 (or [::1]:0) for the client's edge cases (STYLE.md #16): each
+// Scripted POP3 servers on 127.0.0.1:0 (or [::1]:0) for the client's edge cases (architecture.md R16): each
 // connection runs a script that reads command lines and writes whatever bytes the test wants,
 // including broken ones (STLS injection, drops, wrong sizes, huge lines, one-byte drip).
 import net from 'node:net';

@@ -1,4 +1,4 @@
-// The maildrop store contract (STYLE.md 4: the server owns no storage; every backend passes one
+// The maildrop store contract (architecture.md R4: the server owns no storage; every backend passes one
 // shared suite, as oidc-provider's adapters do). Usage, in a test file:
 //
 //   runStoreContract('MaildirStore', async () => {

@@ -2,7 +2,7 @@ import type { CommandHandler } from '../registry.ts';
 
 /**
  * STLS (RFC 2595 §4): only in AUTHORIZATION, only before TLS. Everything the client sent after
- * STLS and before the handshake is dropped, never parsed (STYLE.md §10).
+ * STLS and before the handshake is dropped, never parsed (architecture.md R10).
  */
 export const stls: CommandHandler = {
   verb: 'STLS',
