@@ -5,6 +5,7 @@
  */
 import { isAbsolute } from 'node:path';
 import { ConfigError } from '../errors.ts';
+import { isLoopbackHost } from '../internal/loopback.ts';
 import { Secret } from './secret.ts';
 
 /** Claims a login name may come from. `username` is RFC 7662's introspection field. */
@@ -92,7 +93,7 @@ export interface TokenValidatorOptions {
   issuers: readonly IssuerOptions[];
   /** Default 60 seconds. */
   clockToleranceSeconds?: number;
-  /** Allow http:// URLs to 127.0.0.1, ::1 or localhost (tests, the demo). Default false. */
+  /** Allow http:// URLs to a loopback host (src/internal/loopback.ts: 127.0.0.0/8, ::1, localhost). Default false. */
   allowInsecureLoopback?: boolean;
   /** Timeout for each request to an identity provider. Default 5000 ms. */
   httpTimeoutMs?: number;
@@ -183,7 +184,6 @@ const ISSUER_KEYS = [
 const JWT_ONLY_KEYS = ['typ', 'allowMissingTyp', 'algorithms', 'jwksUrl', 'jwksFile'];
 const INTROSPECTION_KEYS = ['endpoint', 'clientId', 'clientSecret', 'clientAuth'];
 const CACHE_KEYS = ['maxEntries', 'ttlSeconds', 'inactiveTtlSeconds'];
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
 
 function invalid(key: string, what: string): ConfigError {
   return new ConfigError('ERR_CONFIG_INVALID', `token validation option ${key} ${what}`, { key });
@@ -265,7 +265,7 @@ export function endpointUrl(value: unknown, key: string, allowInsecureLoopback: 
   if (url.username || url.password) throw invalid(key, 'must not carry credentials');
   if (url.hash) throw invalid(key, 'must not have a fragment');
   if (url.protocol === 'https:') return url;
-  if (url.protocol === 'http:' && allowInsecureLoopback && LOOPBACK_HOSTS.has(url.hostname)) return url;
+  if (url.protocol === 'http:' && allowInsecureLoopback && isLoopbackHost(url.hostname)) return url;
   throw invalid(
     key,
     url.protocol === 'http:'

@@ -2,11 +2,13 @@
  * Pop3Client options, validated once at the door into a frozen copy (STYLE.md #6): unknown
  * keys and bad values fail with the option's name; the caller's object is never mutated.
  */
-import { isIP } from 'node:net';
 import { ConfigError, Pop3Error } from '../errors.ts';
+import { isLoopbackHost } from '../internal/loopback.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
 import { type Pop3Limits, type Pop3Timeouts, resolveLimits, resolveTimeouts } from '../protocol/limits.ts';
+
+export { isLoopbackHost };
 
 /**
  * - `implicit`: TLS from the first byte (RFC 8314, port 995).
@@ -69,14 +71,6 @@ const KEYS = new Set([
 
 function invalid(key: string, what: string): ConfigError {
   return new ConfigError('ERR_CONFIG_INVALID', `Pop3Client option "${key}" ${what}`, { key });
-}
-
-/** True for 127.0.0.0/8, ::1 and `localhost`. */
-export function isLoopbackHost(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1' || host === '0:0:0:0:0:0:0:1';
-  return false;
 }
 
 export function resolveClientOptions(options: Pop3ClientOptions): ResolvedClientOptions {

@@ -6,8 +6,10 @@
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
 import { OAuthError } from '../errors.ts';
+import { isLoopbackHost } from '../internal/loopback.ts';
+
+export { isLoopbackHost };
 
 /** Transport options shared by every OAuth request of one account. */
 export interface OAuthHttpOptions {
@@ -26,15 +28,6 @@ export type OAuthFetch = (
 ) => Promise<Response>;
 
 const MAX_BODY = 1024 * 1024;
-
-/** True for `localhost`, 127.0.0.0/8 and ::1. */
-export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1' || host === '0:0:0:0:0:0:0:1';
-  return false;
-}
 
 /**
  * Checks one OAuth endpoint against the policy and returns it parsed. `what` names the endpoint

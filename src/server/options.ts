@@ -2,15 +2,17 @@
  * Options of {@link createPop3Server}, validated once at the door into a frozen copy
  * (STYLE.md §6): unknown keys and bad values fail with the option's name.
  */
-import { isIP } from 'node:net';
 import type { TokenValidator } from '../auth/types.ts';
 import { PopgateError } from '../errors.ts';
+import { isLoopbackHost } from '../internal/loopback.ts';
 import type { AuditSink } from '../observability/audit.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ServerMetrics } from '../observability/metrics.ts';
 import type { MaildropStore } from '../store/types.ts';
 import { DEFAULT_LIMITS, type ServerLimits } from './limits.ts';
 import type { TlsSource } from './tls.ts';
+
+export { isLoopbackHost };
 
 /** `implicit`: TLS from the first byte (pop3s, RFC 8314); `starttls`: plaintext with STLS (RFC 2595). */
 export type ListenerKind = 'implicit' | 'starttls';
@@ -103,12 +105,6 @@ export function parseListenUrl(value: string): ListenSpec {
   if (port > 65535) fail('listen', `port ${port} is out of range`);
   const host = match[2]!.replace(/^\[|\]$/g, '');
   return { kind: match[1] === 'pop3s' ? 'implicit' : 'starttls', host, port };
-}
-
-/** True for 127.0.0.0/8, ::1 and `localhost`. */
-export function isLoopbackHost(host: string): boolean {
-  if (host === 'localhost' || host === '::1') return true;
-  return isIP(host) === 4 && host.startsWith('127.');
 }
 
 /** Validates and freezes server options. Throws ERR_SERVER_CONFIG naming the option. */
