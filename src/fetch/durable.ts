@@ -1,6 +1,6 @@
 import { FetchError } from '../errors.ts';
 
-export { fsyncDir } from '../durable-fs.ts';
+export { fsyncDir } from '../internal/durable-fs.ts';
 
 /** True for "no space left" and "quota exceeded" errors. */
 export function isDiskFull(error: unknown): boolean {

@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { stringify } from 'smol-toml';
-import { writeFileAtomic } from '../../durable-fs.ts';
+import { writeFileAtomic } from '../../internal/durable-fs.ts';
 import { ConfigError } from '../../errors.ts';
 import { PRESETS } from '../../oauth/providers/presets.ts';
 import { parseConfig } from '../config.ts';
