@@ -20,14 +20,3 @@ export function deliveryError(error: unknown, what: string): FetchError {
     : `${code ?? 'I/O error'}: check that the destination exists and is writable, then run popgate fetch again`;
   return new FetchError('ERR_FETCH_DELIVERY', `could not ${what}: ${hint}`, { cause: error });
 }
-
-/** Whether a process with this pid exists on this host (EPERM counts as alive). */
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -11,7 +11,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FetchError, isPopgateError } from '../../errors.ts';
-import { deliveryError, fsyncDir, pidAlive } from '../durable.ts';
+import { pidAlive } from '../../internal/pid.ts';
+import { deliveryError, fsyncDir } from '../durable.ts';
 import { LocalForm, toLocalForm } from './transform.ts';
 import type { Intent, MessageInfo, PublishOutcome, RecoveryResult, Sink, Staged } from './types.ts';
 

@@ -1,6 +1,6 @@
 import { lstat, mkdir, stat } from 'node:fs/promises';
-import { writeFileAtomic as writeDurably } from '../../internal/durable-fs.ts';
 import { TokenStoreError } from '../../errors.ts';
+import { writeFileAtomic as writeDurably } from '../../internal/durable-fs.ts';
 
 const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
 
