@@ -6,6 +6,7 @@
 import { isAbsolute } from 'node:path';
 import { ConfigError } from '../errors.ts';
 import { isLoopbackHost } from '../internal/loopback.ts';
+import { OptionsChecker } from '../internal/options.ts';
 import { Secret } from './secret.ts';
 
 /** Claims a login name may come from. `username` is RFC 7662's introspection field. */
@@ -185,8 +186,13 @@ const JWT_ONLY_KEYS = ['typ', 'allowMissingTyp', 'algorithms', 'jwksUrl', 'jwksF
 const INTROSPECTION_KEYS = ['endpoint', 'clientId', 'clientSecret', 'clientAuth'];
 const CACHE_KEYS = ['maxEntries', 'ttlSeconds', 'inactiveTtlSeconds'];
 
+const check = new OptionsChecker({
+  invalid: (key, what) => `token validation option ${key} ${what}`,
+  unknown: (key, hint, known) => `unknown token validation option ${key}${hint} (known: ${known.join(', ')})`,
+});
+
 function invalid(key: string, what: string): ConfigError {
-  return new ConfigError('ERR_CONFIG_INVALID', `token validation option ${key} ${what}`, { key });
+  return check.invalid(key, what);
 }
 
 function record(value: unknown, key: string): Record<string, unknown> {
@@ -196,23 +202,11 @@ function record(value: unknown, key: string): Record<string, unknown> {
 }
 
 function onlyKeys(value: Record<string, unknown>, allowed: readonly string[], prefix: string): void {
-  for (const name of Object.keys(value)) {
-    if (!allowed.includes(name)) {
-      const key = prefix ? `${prefix}.${name}` : name;
-      throw new ConfigError(
-        'ERR_CONFIG_UNKNOWN_KEY',
-        `unknown token validation option ${key} (known: ${allowed.join(', ')})`,
-        { key },
-      );
-    }
-  }
+  check.knownKeys(value, allowed, prefix);
 }
 
 function text(value: unknown, key: string): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 2048 || /[\0-\x1f\x7f]/.test(value)) {
-    throw invalid(key, 'must be a non-empty string without control characters');
-  }
-  return value;
+  return check.string(value, key);
 }
 
 function required(value: unknown, key: string): unknown {
@@ -223,17 +217,11 @@ function required(value: unknown, key: string): unknown {
 }
 
 function bool(value: unknown, key: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw invalid(key, 'must be true or false');
-  return value;
+  return check.boolean(value, key, fallback);
 }
 
 function integer(value: unknown, key: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid(key, `must be an integer from ${min} to ${max}`);
-  }
-  return value;
+  return check.integer(value, key, { min, max }, fallback);
 }
 
 function list(

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseToml } from 'smol-toml';
 import { ConfigError } from '../errors.ts';
+import { suggestKey } from '../internal/options.ts';
 import { ACCOUNT_SETTINGS, type AccountConfig, type SettingSpec, TOP_LEVEL_KEYS } from './config-schema.ts';
 import type { CliContext } from './context.ts';
 
@@ -103,7 +104,7 @@ export function validateAccount(
   for (const [key, value] of Object.entries(table)) {
     const spec = known.get(key);
     if (!spec) {
-      const hint = suggest(key, [...known.keys()]);
+      const hint = suggestKey(key, known.keys());
       throw new ConfigError(
         'ERR_CONFIG_UNKNOWN_KEY',
         `${where}: unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`,
@@ -185,34 +186,6 @@ function coerce(spec: SettingSpec, value: unknown, where: string): unknown {
 
 function isTable(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
-}
-
-/** The closest known key within two edits, to turn a typo into a hint. */
-function suggest(key: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const candidate of known) {
-    const d = editDistance(key, candidate);
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let previous = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const current = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
-      previous = current;
-    }
-  }
-  return row[b.length]!;
 }
 
 /** Looks up one account, with an error that lists the configured names. */

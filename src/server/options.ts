@@ -3,8 +3,8 @@
  * (STYLE.md §6): unknown keys and bad values fail with the option's name.
  */
 import type { TokenValidator } from '../auth/types.ts';
-import { PopgateError } from '../errors.ts';
 import { isLoopbackHost } from '../internal/loopback.ts';
+import { OptionsChecker } from '../internal/options.ts';
 import type { AuditSink } from '../observability/audit.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ServerMetrics } from '../observability/metrics.ts';
@@ -93,8 +93,15 @@ const KNOWN = new Set<string>([
   'metrics',
 ]);
 
+const check = new OptionsChecker({
+  invalid: (key, what) => `server option ${key}: ${what}`,
+  unknown: (key, hint) => `server option ${key}: unknown option${hint}`,
+  invalidCode: 'ERR_SERVER_CONFIG',
+  unknownCode: 'ERR_SERVER_CONFIG',
+});
+
 function fail(option: string, message: string): never {
-  throw new PopgateError('ERR_SERVER_CONFIG', `server option ${option}: ${message}`);
+  throw check.invalid(option, message);
 }
 
 /** Parses `pop3s://HOST:PORT` or `pop3://HOST:PORT` (IPv6 in brackets). */
@@ -109,7 +116,7 @@ export function parseListenUrl(value: string): ListenSpec {
 
 /** Validates and freezes server options. Throws ERR_SERVER_CONFIG naming the option. */
 export function resolveServerOptions(options: Pop3ServerOptions): ResolvedServerOptions {
-  for (const key of Object.keys(options)) if (!KNOWN.has(key)) fail(key, 'unknown option');
+  check.knownKeys(options, KNOWN);
   if (!Array.isArray(options.listen) || options.listen.length === 0)
     fail('listen', 'at least one listener is needed');
   const listen = options.listen.map((spec) =>
@@ -138,8 +145,13 @@ export function resolveServerOptions(options: Pop3ServerOptions): ResolvedServer
   for (const m of mechanisms)
     if (m !== 'OAUTHBEARER' && m !== 'XOAUTH2') fail('mechanisms', `unknown mechanism ${m}`);
   const limits: ServerLimits = { ...DEFAULT_LIMITS };
-  for (const [key, value] of Object.entries(options.limits ?? {})) {
-    if (!(key in DEFAULT_LIMITS)) fail(`limits.${key}`, 'unknown limit');
+  const userLimits = options.limits ?? {};
+  new OptionsChecker({
+    invalid: (key, what) => `server option ${key}: ${what}`,
+    unknown: (key, hint) => `server option ${key}: unknown limit${hint}`,
+    unknownCode: 'ERR_SERVER_CONFIG',
+  }).knownKeys(userLimits, Object.keys(DEFAULT_LIMITS), 'limits');
+  for (const [key, value] of Object.entries(userLimits)) {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
       fail(`limits.${key}`, 'must be a number ≥ 0');
     (limits as unknown as Record<string, number>)[key] = value;
@@ -151,9 +163,13 @@ export function resolveServerOptions(options: Pop3ServerOptions): ResolvedServer
   }
   const greeting = options.greeting ?? 'popgate ready.';
   if (!/^[\x20-\x7e]{1,200}$/.test(greeting)) fail('greeting', 'must be printable ASCII');
-  const delay = options.loginDelaySeconds;
-  if (delay !== undefined && (!Number.isInteger(delay) || delay < 0))
-    fail('loginDelaySeconds', 'must be an integer ≥ 0');
+  const delay =
+    options.loginDelaySeconds === undefined
+      ? undefined
+      : check.integer(options.loginDelaySeconds, 'loginDelaySeconds', {
+          min: 0,
+          what: 'must be an integer ≥ 0',
+        });
   return Object.freeze({
     listen: Object.freeze(listen),
     tls: options.tls,
