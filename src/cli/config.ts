@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
 import { ConfigError } from '../errors.ts';
 import { suggestKey } from '../internal/options.ts';
@@ -19,7 +20,7 @@ export interface PopgateConfig {
 const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** Reads and validates the config file; a missing file is an empty configuration. */
-export async function loadConfig(ctx: Pick<CliContext, 'paths'>): Promise<PopgateConfig> {
+export async function loadConfig(ctx: Pick<CliContext, 'paths' | 'env'>): Promise<PopgateConfig> {
   const path = ctx.paths.configFile;
   let text: string;
   try {
@@ -33,7 +34,34 @@ export async function loadConfig(ctx: Pick<CliContext, 'paths'>): Promise<Popgat
       `cannot read the config file ${path}: ${(error as Error).message}`,
     );
   }
-  return parseConfig(text, path);
+  const config = parseConfig(text, path);
+  const accounts = new Map(
+    [...config.accounts].map(([name, account]) => [name, expandAccountPaths(account, ctx.env)]),
+  );
+  return Object.freeze({ ...config, accounts });
+}
+
+/**
+ * The one `~` expansion: `~` and `~/...` become the home directory (`HOME`, else the system's);
+ * `~user` is left alone. Applied once, when an account is loaded, so commands see plain paths.
+ */
+export function expandHome(path: string, env: NodeJS.ProcessEnv): string {
+  return path === '~' || path.startsWith('~/') ? `${env.HOME ?? homedir()}${path.slice(1)}` : path;
+}
+
+/** Expands `~` in the path-valued settings (schema type `path`) and in the path part of `to`. */
+function expandAccountPaths(account: AccountConfig, env: NodeJS.ProcessEnv): AccountConfig {
+  const out: Record<string, unknown> = { ...account };
+  for (const spec of ACCOUNT_SETTINGS) {
+    const value = out[spec.property];
+    if (spec.type === 'path' && typeof value === 'string') out[spec.property] = expandHome(value, env);
+  }
+  // `to` is KIND:PATH (maildir:DIR or mbox:FILE), checked by validateAccount.
+  if (typeof out.to === 'string') {
+    const colon = out.to.indexOf(':');
+    out.to = `${out.to.slice(0, colon + 1)}${expandHome(out.to.slice(colon + 1), env)}`;
+  }
+  return Object.freeze(out) as unknown as AccountConfig;
 }
 
 /** Validates a config file's text. Unknown keys are errors that name the key. */
@@ -234,7 +262,7 @@ export function mergeAccountSources(
       flagValue ?? (envValue === undefined || envValue === '' ? undefined : envValue) ?? fileValue;
     if (value !== undefined) table[spec.key] = value;
   }
-  return validateAccount(name, table);
+  return expandAccountPaths(validateAccount(name, table), env);
 }
 
 function camel(key: string): string {
