@@ -4,8 +4,6 @@
 // only, never from the config file itself or a flag, and never appear in a message.
 import { createPrivateKey, type KeyObject, webcrypto } from 'node:crypto';
 import { lstat, readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { ConfigError } from '../errors.ts';
 import type { ClientAuthOptions } from '../oauth/account.ts';
 import { expandHome as expandConfigHome } from './config.ts';
@@ -98,7 +96,7 @@ export async function importPrivateKeyPem(pem: string, path: string): Promise<we
  */
 export async function clientAuthFor(
   account: AccountConfig,
-  ctx: Pick<CliContext, 'env'>,
+  _ctx: Pick<CliContext, 'env'>,
 ): Promise<ClientAuthOptions> {
   const where = `account ${account.name}`;
   let method = account.clientAuth;
