@@ -2,9 +2,9 @@
  * The one generator of new Maildir file names, for the fetcher's Maildir sink and the server's
  * Maildir store, so both write names Dovecot, mutt and every Maildir reader accept
  * (https://cr.yp.to/proto/maildir.html, Dovecot's maildir-filename.c):
- * `<sec>.M<usec>P<pid>Q<n>Rpg<random>.<host>`. Unique across processes (pid), within one (a
- * counter) and across pid reuse (fresh random bits); the `Rpg` marker lets popgate recognise its
- * own leftovers in `tmp/` and never touch another program's.
+ * `<sec>.M<usec>P<pid>Q<n>R<random hex>.<host>`. Unique across processes (pid), within one (a
+ * counter) and across pid reuse (fresh random bits). {@link parseOwnName} reads pid and host back
+ * so the fetcher can remove `tmp/` leftovers of popgate processes that died.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -27,10 +27,11 @@ export function uniqueName(now = Date.now()): string {
   counter = (counter + 1) % 1_000_000_000;
   const seconds = Math.floor(now / 1000);
   const micros = (now % 1000) * 1000 + Math.floor((performance.now() % 1) * 1000);
-  return `${seconds}.M${micros}P${process.pid}Q${counter}Rpg${randomBytes(4).toString('hex')}.${maildirHost()}`;
+  return `${seconds}.M${micros}P${process.pid}Q${counter}R${randomBytes(4).toString('hex')}.${maildirHost()}`;
 }
 
-const OWN_NAME = /^\d+\.M\d+P(\d+)Q\d+Rpg[0-9a-f]+\.([^,:]+)/;
+// `Rpg` is how fetch sinks before the shared generator spelled the random part.
+const OWN_NAME = /^\d+\.M\d+P(\d+)Q\d+R(?:pg)?[0-9a-f]+\.([^,:]+)/;
 
 /** The pid and host part of a name {@link uniqueName} made, or undefined for any other name. */
 export function parseOwnName(name: string): { pid: number; host: string } | undefined {
