@@ -4,6 +4,7 @@
  * response size, and JSON parsing. Failures are {@link HttpFailure}s, which the callers turn into
  * `ERR_AUTH_UNAVAILABLE` (the identity provider is unusable, not the token bad).
  */
+import { readCappedBody } from '../internal/http-body.ts';
 
 /** Upper bound on a metadata, JWKS or introspection response body. */
 export const MAX_RESPONSE_BYTES = 1024 * 1024;
@@ -32,25 +33,6 @@ export interface JsonRequest {
 export interface JsonResponse {
   readonly status: number;
   readonly body: unknown;
-}
-
-/** Reads at most `limit` bytes of the body; more is a failure. */
-async function readCapped(response: Response, limit: number): Promise<string> {
-  const reader = response.body?.getReader();
-  if (!reader) return '';
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel().catch(() => {});
-      throw new HttpFailure(`response larger than ${limit} bytes`, response.status);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**
@@ -85,7 +67,12 @@ export async function requestJson(url: URL, request: JsonRequest): Promise<JsonR
   }
   let text: string;
   try {
-    text = await readCapped(response, MAX_RESPONSE_BYTES);
+    const body = await readCappedBody(
+      response.body,
+      MAX_RESPONSE_BYTES,
+      () => new HttpFailure(`response larger than ${MAX_RESPONSE_BYTES} bytes`, response.status),
+    );
+    text = body.toString('utf8');
   } catch (cause) {
     if (cause instanceof HttpFailure) throw cause;
     throw new HttpFailure('reading the response failed', response.status, cause);

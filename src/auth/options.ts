@@ -5,6 +5,8 @@
  */
 import { isAbsolute } from 'node:path';
 import { ConfigError } from '../errors.ts';
+import { isLoopbackHost } from '../internal/loopback.ts';
+import { OptionsChecker } from '../internal/options.ts';
 import { Secret } from './secret.ts';
 
 /** Claims a login name may come from. `username` is RFC 7662's introspection field. */
@@ -92,7 +94,7 @@ export interface TokenValidatorOptions {
   issuers: readonly IssuerOptions[];
   /** Default 60 seconds. */
   clockToleranceSeconds?: number;
-  /** Allow http:// URLs to 127.0.0.1, ::1 or localhost (tests, the demo). Default false. */
+  /** Allow http:// URLs to a loopback host (src/internal/loopback.ts: 127.0.0.0/8, ::1, localhost). Default false. */
   allowInsecureLoopback?: boolean;
   /** Timeout for each request to an identity provider. Default 5000 ms. */
   httpTimeoutMs?: number;
@@ -183,10 +185,14 @@ const ISSUER_KEYS = [
 const JWT_ONLY_KEYS = ['typ', 'allowMissingTyp', 'algorithms', 'jwksUrl', 'jwksFile'];
 const INTROSPECTION_KEYS = ['endpoint', 'clientId', 'clientSecret', 'clientAuth'];
 const CACHE_KEYS = ['maxEntries', 'ttlSeconds', 'inactiveTtlSeconds'];
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
+
+const check = new OptionsChecker({
+  invalid: (key, what) => `token validation option ${key} ${what}`,
+  unknown: (key, hint, known) => `unknown token validation option ${key}${hint} (known: ${known.join(', ')})`,
+});
 
 function invalid(key: string, what: string): ConfigError {
-  return new ConfigError('ERR_CONFIG_INVALID', `token validation option ${key} ${what}`, { key });
+  return check.invalid(key, what);
 }
 
 function record(value: unknown, key: string): Record<string, unknown> {
@@ -196,23 +202,11 @@ function record(value: unknown, key: string): Record<string, unknown> {
 }
 
 function onlyKeys(value: Record<string, unknown>, allowed: readonly string[], prefix: string): void {
-  for (const name of Object.keys(value)) {
-    if (!allowed.includes(name)) {
-      const key = prefix ? `${prefix}.${name}` : name;
-      throw new ConfigError(
-        'ERR_CONFIG_UNKNOWN_KEY',
-        `unknown token validation option ${key} (known: ${allowed.join(', ')})`,
-        { key },
-      );
-    }
-  }
+  check.knownKeys(value, allowed, prefix);
 }
 
 function text(value: unknown, key: string): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 2048 || /[\0-\x1f\x7f]/.test(value)) {
-    throw invalid(key, 'must be a non-empty string without control characters');
-  }
-  return value;
+  return check.string(value, key);
 }
 
 function required(value: unknown, key: string): unknown {
@@ -223,17 +217,11 @@ function required(value: unknown, key: string): unknown {
 }
 
 function bool(value: unknown, key: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw invalid(key, 'must be true or false');
-  return value;
+  return check.boolean(value, key, fallback);
 }
 
 function integer(value: unknown, key: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid(key, `must be an integer from ${min} to ${max}`);
-  }
-  return value;
+  return check.integer(value, key, { min, max }, fallback);
 }
 
 function list(
@@ -265,7 +253,7 @@ export function endpointUrl(value: unknown, key: string, allowInsecureLoopback: 
   if (url.username || url.password) throw invalid(key, 'must not carry credentials');
   if (url.hash) throw invalid(key, 'must not have a fragment');
   if (url.protocol === 'https:') return url;
-  if (url.protocol === 'http:' && allowInsecureLoopback && LOOPBACK_HOSTS.has(url.hostname)) return url;
+  if (url.protocol === 'http:' && allowInsecureLoopback && isLoopbackHost(url.hostname)) return url;
   throw invalid(
     key,
     url.protocol === 'http:'

@@ -4,16 +4,10 @@
 // only, never from the config file itself or a flag, and never appear in a message.
 import { createPrivateKey, type KeyObject, webcrypto } from 'node:crypto';
 import { lstat, readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { ConfigError } from '../errors.ts';
 import type { ClientAuthOptions } from '../oauth/account.ts';
 import type { AccountConfig } from './config-schema.ts';
 import type { CliContext } from './context.ts';
-
-export function expandHome(path: string, ctx: Pick<CliContext, 'env'>): string {
-  return path.startsWith('~/') ? join(ctx.env.HOME ?? homedir(), path.slice(2)) : path;
-}
 
 /** Reads a secret file, refusing one that is not a regular file of mode 0600 (or tighter). */
 export async function readSecretFile(path: string, key: string): Promise<string> {
@@ -93,7 +87,7 @@ export async function importPrivateKeyPem(pem: string, path: string): Promise<we
  */
 export async function clientAuthFor(
   account: AccountConfig,
-  ctx: Pick<CliContext, 'env'>,
+  _ctx: Pick<CliContext, 'env'>,
 ): Promise<ClientAuthOptions> {
   const where = `account ${account.name}`;
   let method = account.clientAuth;
@@ -117,7 +111,7 @@ export async function clientAuthFor(
         { key: 'private_key_file' },
       );
     }
-    const path = expandHome(account.privateKeyFile, ctx);
+    const path = account.privateKeyFile;
     const key = await importPrivateKeyPem(await readSecretFile(path, 'private_key_file'), path);
     return account.privateKeyKid !== undefined
       ? { method, key, kid: account.privateKeyKid }
@@ -130,6 +124,6 @@ export async function clientAuthFor(
       { key: 'client_secret_file' },
     );
   }
-  const secret = await readSecretFile(expandHome(account.clientSecretFile, ctx), 'client_secret_file');
+  const secret = await readSecretFile(account.clientSecretFile, 'client_secret_file');
   return { method, secret };
 }

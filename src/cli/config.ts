@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
 import { ConfigError } from '../errors.ts';
+import { suggestKey } from '../internal/options.ts';
 import { ACCOUNT_SETTINGS, type AccountConfig, type SettingSpec, TOP_LEVEL_KEYS } from './config-schema.ts';
 import type { CliContext } from './context.ts';
 
@@ -18,7 +20,7 @@ export interface PopgateConfig {
 const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** Reads and validates the config file; a missing file is an empty configuration. */
-export async function loadConfig(ctx: Pick<CliContext, 'paths'>): Promise<PopgateConfig> {
+export async function loadConfig(ctx: Pick<CliContext, 'paths' | 'env'>): Promise<PopgateConfig> {
   const path = ctx.paths.configFile;
   let text: string;
   try {
@@ -32,7 +34,34 @@ export async function loadConfig(ctx: Pick<CliContext, 'paths'>): Promise<Popgat
       `cannot read the config file ${path}: ${(error as Error).message}`,
     );
   }
-  return parseConfig(text, path);
+  const config = parseConfig(text, path);
+  const accounts = new Map(
+    [...config.accounts].map(([name, account]) => [name, expandAccountPaths(account, ctx.env)]),
+  );
+  return Object.freeze({ ...config, accounts });
+}
+
+/**
+ * The one `~` expansion: `~` and `~/...` become the home directory (`HOME`, else the system's);
+ * `~user` is left alone. Applied once, when an account is loaded, so commands see plain paths.
+ */
+export function expandHome(path: string, env: NodeJS.ProcessEnv): string {
+  return path === '~' || path.startsWith('~/') ? `${env.HOME ?? homedir()}${path.slice(1)}` : path;
+}
+
+/** Expands `~` in the path-valued settings (schema type `path`) and in the path part of `to`. */
+function expandAccountPaths(account: AccountConfig, env: NodeJS.ProcessEnv): AccountConfig {
+  const out: Record<string, unknown> = { ...account };
+  for (const spec of ACCOUNT_SETTINGS) {
+    const value = out[spec.property];
+    if (spec.type === 'path' && typeof value === 'string') out[spec.property] = expandHome(value, env);
+  }
+  // `to` is KIND:PATH (maildir:DIR or mbox:FILE), checked by validateAccount.
+  if (typeof out.to === 'string') {
+    const colon = out.to.indexOf(':');
+    out.to = `${out.to.slice(0, colon + 1)}${expandHome(out.to.slice(colon + 1), env)}`;
+  }
+  return Object.freeze(out) as unknown as AccountConfig;
 }
 
 /** Validates a config file's text. Unknown keys are errors that name the key. */
@@ -103,7 +132,7 @@ export function validateAccount(
   for (const [key, value] of Object.entries(table)) {
     const spec = known.get(key);
     if (!spec) {
-      const hint = suggest(key, [...known.keys()]);
+      const hint = suggestKey(key, known.keys());
       throw new ConfigError(
         'ERR_CONFIG_UNKNOWN_KEY',
         `${where}: unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`,
@@ -187,34 +216,6 @@ function isTable(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
 }
 
-/** The closest known key within two edits, to turn a typo into a hint. */
-function suggest(key: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const candidate of known) {
-    const d = editDistance(key, candidate);
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let previous = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const current = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
-      previous = current;
-    }
-  }
-  return row[b.length]!;
-}
-
 /** Looks up one account, with an error that lists the configured names. */
 export function requireAccount(config: PopgateConfig, name: string): AccountConfig {
   const account = config.accounts.get(name);
@@ -261,7 +262,7 @@ export function mergeAccountSources(
       flagValue ?? (envValue === undefined || envValue === '' ? undefined : envValue) ?? fileValue;
     if (value !== undefined) table[spec.key] = value;
   }
-  return validateAccount(name, table);
+  return expandAccountPaths(validateAccount(name, table), env);
 }
 
 function camel(key: string): string {

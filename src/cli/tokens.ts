@@ -13,7 +13,7 @@ import { runNotifyCommand } from '../oauth/notify.ts';
 import { EncryptedFileTokenStore } from '../oauth/stores/encrypted-file.ts';
 import type { KeySourceSelection } from '../oauth/stores/select-key-source.ts';
 import { TokenManager } from '../oauth/token-manager.ts';
-import { clientAuthFor, expandHome } from './client-auth.ts';
+import { clientAuthFor } from './client-auth.ts';
 import type { AccountConfig } from './config.ts';
 import type { CliContext } from './context.ts';
 import { type KeySourceFlags, selectCliKeySource } from './token-key.ts';
@@ -70,7 +70,7 @@ export async function accountOptionsFor(
     ...(account.revocationEndpoint ? { revocation: account.revocationEndpoint } : {}),
   };
   const ca = account.ca
-    ? await readFile(expandHome(account.ca, ctx), 'utf8').catch(() => {
+    ? await readFile(account.ca, 'utf8').catch(() => {
         throw new ConfigError('ERR_CONFIG_INVALID', `cannot read the CA file ${account.ca}`, { key: 'ca' });
       })
     : undefined;
@@ -109,7 +109,7 @@ export async function tokenProviderFor(
     case 'command':
       return tokenCommandProvider(account.tokenCommand!, ctx.env);
     case 'file':
-      return tokenFileProvider(expandHome(account.tokenFile!, ctx));
+      return tokenFileProvider(account.tokenFile!);
     case 'manager': {
       const { manager } = await openTokens(ctx, account);
       const resolved = await resolveAccount(await accountOptionsFor(account, ctx));

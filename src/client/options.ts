@@ -2,11 +2,14 @@
  * Pop3Client options, validated once at the door into a frozen copy (STYLE.md #6): unknown
  * keys and bad values fail with the option's name; the caller's object is never mutated.
  */
-import { isIP } from 'node:net';
-import { ConfigError, Pop3Error } from '../errors.ts';
+import { type ConfigError, Pop3Error } from '../errors.ts';
+import { isLoopbackHost } from '../internal/loopback.ts';
+import { OptionsChecker } from '../internal/options.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
 import { type Pop3Limits, type Pop3Timeouts, resolveLimits, resolveTimeouts } from '../protocol/limits.ts';
+
+export { isLoopbackHost };
 
 /**
  * - `implicit`: TLS from the first byte (RFC 8314, port 995).
@@ -67,41 +70,36 @@ const KEYS = new Set([
   'sizeCheck',
 ]);
 
-function invalid(key: string, what: string): ConfigError {
-  return new ConfigError('ERR_CONFIG_INVALID', `Pop3Client option "${key}" ${what}`, { key });
-}
-
-/** True for 127.0.0.0/8, ::1 and `localhost`. */
-export function isLoopbackHost(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1' || host === '0:0:0:0:0:0:0:1';
-  return false;
-}
+const check = new OptionsChecker({
+  invalid: (key, what) => `Pop3Client option "${key}" ${what}`,
+  unknown: (key, hint) => `unknown Pop3Client option "${key}"${hint}`,
+});
+const invalid = (key: string, what: string): ConfigError => check.invalid(key, what);
 
 export function resolveClientOptions(options: Pop3ClientOptions): ResolvedClientOptions {
   if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
-  for (const key of Object.keys(options)) {
-    if (!KEYS.has(key)) {
-      throw new ConfigError('ERR_CONFIG_UNKNOWN_KEY', `unknown Pop3Client option "${key}"`, { key });
-    }
-  }
+  check.knownKeys(options, KEYS);
   const { host } = options;
   if (typeof host !== 'string' || host === '' || /[\s\0]/.test(host))
     throw invalid('host', 'must be a host name');
-  const tls = options.tls ?? 'implicit';
-  if (tls !== 'implicit' && tls !== 'starttls' && tls !== 'none-loopback-insecure') {
-    throw invalid('tls', 'must be "implicit", "starttls" or "none-loopback-insecure"');
-  }
+  const tls = check.oneOf<Pop3TlsMode>(
+    options.tls,
+    'tls',
+    ['implicit', 'starttls', 'none-loopback-insecure'],
+    'implicit',
+  );
   if (tls === 'none-loopback-insecure' && !isLoopbackHost(host)) {
     throw new Pop3Error(
       'ERR_POP3_PLAINTEXT_REFUSED',
       `plaintext POP3 is allowed only to a loopback host, not ${host}; use tls: "implicit" or "starttls"`,
     );
   }
-  const port = options.port ?? (tls === 'implicit' ? 995 : 110);
-  if (!Number.isInteger(port) || port < 1 || port > 65535)
-    throw invalid('port', 'must be an integer 1-65535');
+  const port = check.integer(
+    options.port,
+    'port',
+    { min: 1, max: 65535, what: 'must be an integer 1-65535' },
+    tls === 'implicit' ? 995 : 110,
+  );
   let ca: ReadonlyArray<string | Buffer> | undefined;
   if (options.ca !== undefined) {
     const list = Array.isArray(options.ca) ? options.ca : [options.ca];
@@ -122,8 +120,7 @@ export function resolveClientOptions(options: Pop3ClientOptions): ResolvedClient
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw invalid('signal', 'must be an AbortSignal');
   }
-  const sizeCheck = options.sizeCheck ?? 'strict';
-  if (sizeCheck !== 'strict' && sizeCheck !== 'off') throw invalid('sizeCheck', 'must be "strict" or "off"');
+  const sizeCheck = check.oneOf(options.sizeCheck, 'sizeCheck', ['strict', 'off'], 'strict');
   return Object.freeze({
     host,
     port,

@@ -1,6 +1,6 @@
 import { FetchError } from '../errors.ts';
 
-export { fsyncDir } from '../durable-fs.ts';
+export { fsyncDir } from '../internal/durable-fs.ts';
 
 /** True for "no space left" and "quota exceeded" errors. */
 export function isDiskFull(error: unknown): boolean {
@@ -19,15 +19,4 @@ export function deliveryError(error: unknown, what: string): FetchError {
     ? 'the disk is full or over quota: free some space and run popgate fetch again (nothing was deleted on the server)'
     : `${code ?? 'I/O error'}: check that the destination exists and is writable, then run popgate fetch again`;
   return new FetchError('ERR_FETCH_DELIVERY', `could not ${what}: ${hint}`, { cause: error });
-}
-
-/** Whether a process with this pid exists on this host (EPERM counts as alive). */
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

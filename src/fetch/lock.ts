@@ -3,17 +3,18 @@
  *
  * On Linux it is an abstract Unix socket named after the account's state path: binding is
  * exclusive, and the kernel frees the name the instant the holder dies, even on kill -9, so a
- * crashed run never leaves a stale lock. Elsewhere a pid file created exclusively is used, taken
- * over when its process is gone. A `holder` file says who holds it, for the message.
+ * crashed run never leaves a stale lock. Elsewhere the shared lock file (src/internal/lock-file.ts)
+ * is used, taken over when its process is gone; one written on another host is never taken over.
+ * A `holder` file says who holds it, for the message.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FetchError } from '../errors.ts';
-import { pidAlive } from './durable.ts';
+import { tryLock } from '../internal/lock-file.ts';
 
 export interface AccountLock {
   release(): Promise<void>;
@@ -37,23 +38,6 @@ async function bindAbstract(name: string): Promise<Server | undefined> {
       resolve(server);
     });
   });
-}
-
-async function takePidFile(path: string): Promise<boolean> {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const handle = await open(path, 'wx', 0o600);
-      await handle.writeFile(`${process.pid} ${hostname()}\n`);
-      await handle.close();
-      return true;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const [pid, host] = (await readFile(path, 'utf8').catch(() => '')).trim().split(/\s+/);
-    if (host !== hostname() || pidAlive(Number(pid))) return false;
-    await unlink(path).catch(() => undefined);
-  }
-  return false;
 }
 
 async function holderText(dir: string): Promise<string> {
@@ -88,9 +72,12 @@ export async function lockAccount(
             }),
         };
       }
-    } else if (await takePidFile(pidPath)) {
-      await writeFile(join(dir, 'holder'), `${process.pid} ${hostname()}\n`, { mode: 0o600 });
-      return { release: () => unlink(pidPath).catch(() => undefined) };
+    } else {
+      const held = await tryLock(pidPath, { foreignStaleMs: Number.POSITIVE_INFINITY });
+      if (held) {
+        await writeFile(join(dir, 'holder'), `${process.pid} ${hostname()}\n`, { mode: 0o600 });
+        return { release: () => held.release().catch(() => undefined) };
+      }
     }
     if (Date.now() >= deadline || options.signal?.aborted) {
       throw new FetchError(

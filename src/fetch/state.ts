@@ -19,11 +19,11 @@
  */
 
 import type { FileHandle } from 'node:fs/promises';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { FetchError } from '../errors.ts';
-import { fsyncDir } from './durable.ts';
+import { fsyncDir, writeFileAtomic } from '../internal/durable-fs.ts';
 
 /** What is known about one delivered message. */
 export interface DeliveredEntry {
@@ -245,16 +245,7 @@ export class UidlState {
         ),
       );
     }
-    const tmp = `${this.path}.tmp-${process.pid}`;
-    const out = await open(tmp, 'w', 0o600);
-    try {
-      await out.writeFile(lines.join(''));
-      await out.sync();
-    } finally {
-      await out.close();
-    }
-    await rename(tmp, this.path);
-    await fsyncDir(dirname(this.path));
+    await writeFileAtomic(this.path, lines.join(''), 0o600);
     await this.#handle?.close();
     this.#handle = await open(this.path, 'a+', 0o600);
     this.#records = lines.length;

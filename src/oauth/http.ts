@@ -6,8 +6,11 @@
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
 import { OAuthError } from '../errors.ts';
+import { readCappedBody } from '../internal/http-body.ts';
+import { isLoopbackHost } from '../internal/loopback.ts';
+
+export { isLoopbackHost };
 
 /** Transport options shared by every OAuth request of one account. */
 export interface OAuthHttpOptions {
@@ -26,15 +29,6 @@ export type OAuthFetch = (
 ) => Promise<Response>;
 
 const MAX_BODY = 1024 * 1024;
-
-/** True for `localhost`, 127.0.0.0/8 and ::1. */
-export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1' || host === '0:0:0:0:0:0:0:1';
-  return false;
-}
 
 /**
  * Checks one OAuth endpoint against the policy and returns it parsed. `what` names the endpoint
@@ -89,25 +83,17 @@ export function createOAuthFetch(options: OAuthHttpOptions = {}): OAuthFetch {
 /** The response with its body read up to MAX_BODY octets; a larger body is an error. */
 async function capped(response: Response, origin: string): Promise<Response> {
   if (response.body === null) return response;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = response.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_BODY) {
-      await reader.cancel();
-      throw new TypeError(`response from ${origin} exceeds ${MAX_BODY} bytes`);
-    }
-    chunks.push(value);
-  }
-  const noBody = response.status === 204 || response.status === 304;
-  return new Response(noBody ? null : Buffer.concat(chunks), {
-    status: response.status,
-    statusText: response.statusText,
-    headers: response.headers,
-  });
+  const body = await readCappedBody(response.body, MAX_BODY, () => tooLarge(origin));
+  return bufferedResponse(body, response.status, response.statusText, response.headers);
+}
+
+function tooLarge(origin: string): TypeError {
+  return new TypeError(`response from ${origin} exceeds ${MAX_BODY} bytes`);
+}
+
+function bufferedResponse(body: Buffer, status: number, statusText: string, headers: Headers): Response {
+  const noBody = status === 204 || status === 304;
+  return new Response(noBody ? null : body, { status, statusText, headers });
 }
 
 function nodeFetch(
@@ -131,34 +117,16 @@ function nodeFetch(
         timeout: timeoutMs,
       },
       (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_BODY) {
-            res.destroy();
-            reject(new TypeError(`response from ${target.origin} exceeds ${MAX_BODY} bytes`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on('error', reject);
-        res.on('end', () => {
-          const responseHeaders = new Headers();
-          for (const [name, value] of Object.entries(res.headers)) {
-            if (Array.isArray(value)) for (const v of value) responseHeaders.append(name, v);
-            else if (value !== undefined) responseHeaders.set(name, value);
-          }
-          const status = res.statusCode ?? 502;
-          const noBody = status === 204 || status === 304;
-          resolve(
-            new Response(noBody ? null : Buffer.concat(chunks), {
-              status,
-              statusText: res.statusMessage ?? '',
-              headers: responseHeaders,
-            }),
-          );
-        });
+        const responseHeaders = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) {
+          if (Array.isArray(value)) for (const v of value) responseHeaders.append(name, v);
+          else if (value !== undefined) responseHeaders.set(name, value);
+        }
+        readCappedBody(res, MAX_BODY, () => tooLarge(target.origin)).then(
+          (data) =>
+            resolve(bufferedResponse(data, res.statusCode ?? 502, res.statusMessage ?? '', responseHeaders)),
+          reject,
+        );
       },
     );
     req.on('timeout', () => req.destroy(new TypeError(`request to ${target.origin} timed out`)));

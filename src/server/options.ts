@@ -2,15 +2,17 @@
  * Options of {@link createPop3Server}, validated once at the door into a frozen copy
  * (STYLE.md §6): unknown keys and bad values fail with the option's name.
  */
-import { isIP } from 'node:net';
 import type { TokenValidator } from '../auth/types.ts';
-import { PopgateError } from '../errors.ts';
+import { isLoopbackHost } from '../internal/loopback.ts';
+import { OptionsChecker } from '../internal/options.ts';
 import type { AuditSink } from '../observability/audit.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ServerMetrics } from '../observability/metrics.ts';
 import type { MaildropStore } from '../store/types.ts';
 import { DEFAULT_LIMITS, type ServerLimits } from './limits.ts';
 import type { TlsSource } from './tls.ts';
+
+export { isLoopbackHost };
 
 /** `implicit`: TLS from the first byte (pop3s, RFC 8314); `starttls`: plaintext with STLS (RFC 2595). */
 export type ListenerKind = 'implicit' | 'starttls';
@@ -91,8 +93,15 @@ const KNOWN = new Set<string>([
   'metrics',
 ]);
 
+const check = new OptionsChecker({
+  invalid: (key, what) => `server option ${key}: ${what}`,
+  unknown: (key, hint) => `server option ${key}: unknown option${hint}`,
+  invalidCode: 'ERR_SERVER_CONFIG',
+  unknownCode: 'ERR_SERVER_CONFIG',
+});
+
 function fail(option: string, message: string): never {
-  throw new PopgateError('ERR_SERVER_CONFIG', `server option ${option}: ${message}`);
+  throw check.invalid(option, message);
 }
 
 /** Parses `pop3s://HOST:PORT` or `pop3://HOST:PORT` (IPv6 in brackets). */
@@ -105,15 +114,9 @@ export function parseListenUrl(value: string): ListenSpec {
   return { kind: match[1] === 'pop3s' ? 'implicit' : 'starttls', host, port };
 }
 
-/** True for 127.0.0.0/8, ::1 and `localhost`. */
-export function isLoopbackHost(host: string): boolean {
-  if (host === 'localhost' || host === '::1') return true;
-  return isIP(host) === 4 && host.startsWith('127.');
-}
-
 /** Validates and freezes server options. Throws ERR_SERVER_CONFIG naming the option. */
 export function resolveServerOptions(options: Pop3ServerOptions): ResolvedServerOptions {
-  for (const key of Object.keys(options)) if (!KNOWN.has(key)) fail(key, 'unknown option');
+  check.knownKeys(options, KNOWN);
   if (!Array.isArray(options.listen) || options.listen.length === 0)
     fail('listen', 'at least one listener is needed');
   const listen = options.listen.map((spec) =>
@@ -142,8 +145,13 @@ export function resolveServerOptions(options: Pop3ServerOptions): ResolvedServer
   for (const m of mechanisms)
     if (m !== 'OAUTHBEARER' && m !== 'XOAUTH2') fail('mechanisms', `unknown mechanism ${m}`);
   const limits: ServerLimits = { ...DEFAULT_LIMITS };
-  for (const [key, value] of Object.entries(options.limits ?? {})) {
-    if (!(key in DEFAULT_LIMITS)) fail(`limits.${key}`, 'unknown limit');
+  const userLimits = options.limits ?? {};
+  new OptionsChecker({
+    invalid: (key, what) => `server option ${key}: ${what}`,
+    unknown: (key, hint) => `server option ${key}: unknown limit${hint}`,
+    unknownCode: 'ERR_SERVER_CONFIG',
+  }).knownKeys(userLimits, Object.keys(DEFAULT_LIMITS), 'limits');
+  for (const [key, value] of Object.entries(userLimits)) {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
       fail(`limits.${key}`, 'must be a number ≥ 0');
     (limits as unknown as Record<string, number>)[key] = value;
@@ -155,9 +163,13 @@ export function resolveServerOptions(options: Pop3ServerOptions): ResolvedServer
   }
   const greeting = options.greeting ?? 'popgate ready.';
   if (!/^[\x20-\x7e]{1,200}$/.test(greeting)) fail('greeting', 'must be printable ASCII');
-  const delay = options.loginDelaySeconds;
-  if (delay !== undefined && (!Number.isInteger(delay) || delay < 0))
-    fail('loginDelaySeconds', 'must be an integer ≥ 0');
+  const delay =
+    options.loginDelaySeconds === undefined
+      ? undefined
+      : check.integer(options.loginDelaySeconds, 'loginDelaySeconds', {
+          min: 0,
+          what: 'must be an integer ≥ 0',
+        });
   return Object.freeze({
     listen: Object.freeze(listen),
     tls: options.tls,

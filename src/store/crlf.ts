@@ -1,24 +1,13 @@
 // Line-ending conversion between the Maildir on disk (LF, as Postfix, procmail and Dovecot write
 // it) and POP3 on the wire (CRLF, RFC 1939 section 3). The rules are Dovecot's, so sizes and bytes
 // agree with it for the same file: on read every LF not preceded by CR becomes CRLF and a lone CR
-// passes through; on delivery every CRLF becomes LF (Dovecot's `mail_save_crlf = no`).
+// passes through; on delivery every CRLF becomes LF (Dovecot's `mail_save_crlf = no`). The
+// conversion itself is src/internal/crlf.ts; this file adds the store's size checks and counts.
 import { Transform, type TransformCallback } from 'node:stream';
 import { StoreError } from '../errors.ts';
+import { CrlfToLf, copyAsCrlf, countBareLf, crlfToLf, lfToCrlf } from '../internal/crlf.ts';
 
-const CR = 0x0d;
-const LF = 0x0a;
-
-/** Number of LF octets in `chunk` not preceded by CR; `prev` is the octet before the chunk (or -1). */
-export function countBareLf(chunk: Uint8Array, prev = -1): number {
-  let count = 0;
-  let at = chunk.indexOf(LF);
-  while (at !== -1) {
-    const before = at === 0 ? prev : chunk[at - 1];
-    if (before !== CR) count += 1;
-    at = chunk.indexOf(LF, at + 1);
-  }
-  return count;
-}
+export { countBareLf };
 
 /** Size in octets of `data` once converted to CRLF line endings (what LIST reports). */
 export function crlfLength(data: Uint8Array): number {
@@ -26,12 +15,7 @@ export function crlfLength(data: Uint8Array): number {
 }
 
 /** Converts a chunk to CRLF; `prev` is the octet before it (-1 at the start). */
-export function toCrlf(chunk: Uint8Array, prev = -1): Buffer {
-  const extra = countBareLf(chunk, prev);
-  const input = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  if (extra === 0) return input;
-  return copyAsCrlf(input, Buffer.allocUnsafe(chunk.length + extra), prev);
-}
+export const toCrlf = lfToCrlf;
 
 /**
  * Converts `chunk` (a whole message) to CRLF in a new Buffer when the result is exactly
@@ -50,30 +34,9 @@ export function crlfCopy(chunk: Uint8Array, expectedSize: number): Buffer | unde
   return copyAsCrlf(input, out, -1);
 }
 
-/** Copies `input` into `out` (sized for the result) with a CR before every bare LF. */
-function copyAsCrlf(input: Buffer, out: Buffer, prev: number): Buffer {
-  let written = 0;
-  let start = 0;
-  let at = input.indexOf(LF);
-  while (at !== -1) {
-    const before = at === 0 ? prev : input[at - 1];
-    if (before !== CR) {
-      written += input.copy(out, written, start, at);
-      out[written++] = CR;
-      start = at;
-    }
-    at = input.indexOf(LF, at + 1);
-  }
-  input.copy(out, written, start);
-  return out;
-}
-
 /** Converts a whole buffer from CRLF to LF (CRLF becomes LF; a lone CR stays). */
 export function toLf(data: Uint8Array): Buffer {
-  const normalizer = new LfNormalizer();
-  const head = normalizer.feed(data);
-  const tail = normalizer.end();
-  return tail.length === 0 ? head : Buffer.concat([head, tail]);
+  return crlfToLf(data);
 }
 
 /**
@@ -127,32 +90,19 @@ function sizeChanged(expected: number): StoreError {
  * written to disk) and `crlfSize` (octets a POP3 session will serve, Dovecot's `W=`).
  */
 export class LfNormalizer {
-  /** A CR at the end of the previous chunk, held back until we know whether LF follows. */
-  #pendingCr = false;
+  readonly #convert = new CrlfToLf();
   #lastOut = -1;
   fileSize = 0;
   crlfSize = 0;
 
   feed(chunk: Uint8Array): Buffer {
-    let input = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    if (this.#pendingCr) {
-      input = Buffer.concat([Buffer.of(CR), input]);
-      this.#pendingCr = false;
-    }
-    let end = input.length;
-    if (end > 0 && input[end - 1] === CR) {
-      this.#pendingCr = true;
-      end -= 1;
-    }
-    const out = stripCrBeforeLf(input.subarray(0, end));
+    const out = this.#convert.feed(chunk);
     this.#count(out);
     return out;
   }
 
   end(): Buffer {
-    if (!this.#pendingCr) return Buffer.alloc(0);
-    this.#pendingCr = false;
-    const out = Buffer.of(CR);
+    const out = this.#convert.end();
     this.#count(out);
     return out;
   }
@@ -163,18 +113,4 @@ export class LfNormalizer {
     this.crlfSize += out.length + countBareLf(out, this.#lastOut);
     this.#lastOut = out[out.length - 1] ?? this.#lastOut;
   }
-}
-
-function stripCrBeforeLf(input: Buffer): Buffer {
-  let at = input.indexOf('\r\n');
-  if (at === -1) return input;
-  const parts: Buffer[] = [];
-  let start = 0;
-  while (at !== -1) {
-    parts.push(input.subarray(start, at));
-    start = at + 1; // keep the LF, drop the CR
-    at = input.indexOf('\r\n', start);
-  }
-  parts.push(input.subarray(start));
-  return Buffer.concat(parts);
 }

@@ -1,8 +1,8 @@
-// The Maildir store's file-system steps: the shared durable writes (src/durable-fs.ts) and the
+// The Maildir store's file-system steps: the shared durable writes (src/internal/durable-fs.ts) and the
 // mapping of system errors to StoreError codes.
 import { StoreError } from '../errors.ts';
 
-export { fsyncDir, writeFileAtomic } from '../durable-fs.ts';
+export { fsyncDir, writeFileAtomic } from '../internal/durable-fs.ts';
 
 /** The errno code of a Node system error, if any. */
 export function errnoOf(error: unknown): string | undefined {

@@ -1,8 +1,6 @@
 // Maildir file names (https://cr.yp.to/proto/maildir.html, Dovecot's maildir-filename.c):
 // `<unique>[,S=<size>][,W=<vsize>][:2,<flags>]`. The part before `:` is the base name, which stays
 // the same when a client renames the file to change its flags or moves it from new/ to cur/.
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 
 /** The separator between the base name and the `2,FLAGS` info (Dovecot's default `:`). */
 export const INFO_SEPARATOR = ':';
@@ -55,22 +53,4 @@ export function compareDelivery(
   return a.base < b.base ? -1 : a.base > b.base ? 1 : 0;
 }
 
-let counter = 0;
-const randomPart = randomBytes(4).toString('hex');
-
-/** The host part of a Maildir name, with `/`, `:` and `,` escaped as the Maildir spec asks. */
-export function maildirHost(name = hostname()): string {
-  const escaped = name.replace(/[/:,\\\s]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-  return escaped.length > 0 ? escaped : 'localhost';
-}
-
-/**
- * A unique name for a new delivery, Dovecot style: `<sec>.M<usec>P<pid>Q<n>R<random>.<host>`.
- * Unique across processes (pid), within one (counter) and across pid reuse (random part).
- */
-export function uniqueName(now = Date.now()): string {
-  counter = (counter + 1) % 1_000_000_000;
-  const seconds = Math.floor(now / 1000);
-  const micros = (now % 1000) * 1000 + Math.floor((performance.now() % 1) * 1000);
-  return `${seconds}.M${micros}P${process.pid}Q${counter}R${randomPart}.${maildirHost()}`;
-}
+export { maildirHost, uniqueName } from '../internal/maildir-name.ts';

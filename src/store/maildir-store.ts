@@ -3,10 +3,11 @@ import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ConfigError, StoreError } from '../errors.ts';
+import { type LockOptions, tryLock, withLock } from '../internal/lock-file.ts';
+import { OptionsChecker } from '../internal/options.ts';
 import { type Logger, silentLogger } from '../observability/logger.ts';
 import { isSupportedUidlFormat } from './dovecot-uidlist.ts';
 import { errnoOf, storeIoError } from './fs-util.ts';
-import { type LockOptions, tryLock, withLock } from './lock.ts';
 import { replayJournal } from './maildir-commit.ts';
 import { deliverToMaildir } from './maildir-deliver.ts';
 import { countSizes, listMaildir, type ReconcileOptions, reconcile, recordDelivery } from './maildir-scan.ts';
@@ -66,11 +67,13 @@ const KNOWN_OPTIONS = new Set([
   'logger',
 ]);
 
+const check = new OptionsChecker({
+  invalid: (key, what) => `${key} ${what}`,
+  unknown: (key, hint) => `unknown Maildir store option "${key}"${hint}`,
+});
+
 function resolveOptions(options: MaildirStoreOptions): Resolved {
-  for (const key of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(key))
-      throw new ConfigError('ERR_CONFIG_UNKNOWN_KEY', `unknown Maildir store option "${key}"`, { key });
-  }
+  check.knownKeys(options, KNOWN_OPTIONS);
   const format = options.dovecotUidlFormat ?? '%08Xu%08Xv';
   if (!isSupportedUidlFormat(format)) {
     throw new ConfigError(
@@ -81,18 +84,15 @@ function resolveOptions(options: MaildirStoreOptions): Resolved {
       },
     );
   }
-  const positive = (key: keyof MaildirStoreOptions, value: number | undefined, fallback: number) => {
-    const v = value ?? fallback;
-    if (!Number.isSafeInteger(v) || v <= 0)
-      throw new ConfigError('ERR_CONFIG_INVALID', `${key} must be a positive integer`, { key });
-    return v;
-  };
+  const positive = (key: keyof MaildirStoreOptions, value: number | undefined, fallback: number) =>
+    check.integer(value, key, { min: 1, what: 'must be a positive integer' }, fallback);
   const logger = options.logger ?? silentLogger;
-  const syncReadMaxBytes = options.syncReadMaxBytes ?? 64 * 1024;
-  if (!Number.isSafeInteger(syncReadMaxBytes) || syncReadMaxBytes < 0)
-    throw new ConfigError('ERR_CONFIG_INVALID', 'syncReadMaxBytes must be a non-negative integer', {
-      key: 'syncReadMaxBytes',
-    });
+  const syncReadMaxBytes = check.integer(
+    options.syncReadMaxBytes,
+    'syncReadMaxBytes',
+    { min: 0, what: 'must be a non-negative integer' },
+    64 * 1024,
+  );
   return Object.freeze({
     create: options.create ?? true,
     reconcile: Object.freeze({ dovecotUidlist: options.dovecotUidlist ?? true, dovecotUidlFormat: format }),

@@ -2,14 +2,19 @@
 // account from flags) into Maildir, mbox or a delivery command; never loses or repeats a message
 // (docs/fetch.md). Exit codes: 0 ok, 75 temporary, 77 login needed, 78 configuration, 65 data.
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { ConfigError, isPopgateError } from '../../errors.ts';
 import { type Destination, type RunAccountReport, runAccount } from '../../fetch/run-account.ts';
 import { getPreset } from '../../oauth/providers/presets.ts';
 import type { RegisterCommand } from '../command.ts';
-import { type AccountConfig, loadConfig, mergeAccountSources, requireAccount } from '../config.ts';
+import {
+  type AccountConfig,
+  expandHome,
+  loadConfig,
+  mergeAccountSources,
+  requireAccount,
+} from '../config.ts';
 import type { CliContext } from '../context.ts';
 import { EXIT, exitCodeFor } from '../exit-codes.ts';
 import { createReporter, type FetchReporter, type ProgressMode } from '../progress.ts';
@@ -53,10 +58,6 @@ export function parseInterval(text: string): number {
   return ms;
 }
 
-function expandHome(path: string, ctx: CliContext): string {
-  return path === '~' || path.startsWith('~/') ? `${ctx.env.HOME ?? homedir()}${path.slice(1)}` : path;
-}
-
 /** `--to DIR` means a Maildir; `maildir:DIR` and `mbox:FILE` are explicit. */
 function normalizeTo(to: string | undefined): string | undefined {
   if (to === undefined) return undefined;
@@ -65,10 +66,10 @@ function normalizeTo(to: string | undefined): string | undefined {
 
 export function destinationOf(account: AccountConfig, ctx: CliContext): Destination {
   if (account.deliverCommand !== undefined) return { kind: 'command', command: account.deliverCommand };
-  const to = account.to ?? 'maildir:~/Maildir';
+  const to = account.to ?? `maildir:${expandHome('~/Maildir', ctx.env)}`;
   const colon = to.indexOf(':');
   const kind = to.slice(0, colon) as 'maildir' | 'mbox';
-  return { kind, path: expandHome(to.slice(colon + 1), ctx) };
+  return { kind, path: to.slice(colon + 1) };
 }
 
 /** The accounts this run fetches, with flags and env vars merged over the config file. */
@@ -136,7 +137,7 @@ async function fetchOne(
   const port = account.port ?? (preset && preset.pop3.tls === tls ? preset.pop3.port : undefined);
   let ca: string | undefined;
   if (account.ca !== undefined) {
-    const caPath = expandHome(account.ca, ctx);
+    const caPath = account.ca;
     ca = await readFile(caPath, 'utf8').catch((error: NodeJS.ErrnoException) => {
       throw new ConfigError(
         'ERR_CONFIG_INVALID',

@@ -4,14 +4,14 @@
  * process, sequence and randomness, so deliveries from other programs never collide. Files are
  * stored with LF line endings, as Dovecot, Postfix and procmail write them.
  */
-import { randomBytes } from 'node:crypto';
 import { close, closeSync, fsync, openSync, renameSync, writeSync } from 'node:fs';
 import { access, mkdir, open, readdir, unlink } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FetchError, isPopgateError } from '../../errors.ts';
-import { deliveryError, fsyncDir, pidAlive } from '../durable.ts';
+import { maildirHost, parseOwnName, uniqueName } from '../../internal/maildir-name.ts';
+import { pidAlive } from '../../internal/pid.ts';
+import { deliveryError, fsyncDir } from '../durable.ts';
 import { LocalForm, toLocalForm } from './transform.ts';
 import type { Intent, MessageInfo, PublishOutcome, RecoveryResult, Sink, Staged } from './types.ts';
 
@@ -26,17 +26,10 @@ interface MaildirKey {
   readonly name: string;
 }
 
-/** Host part of a Maildir name, with `/` and `:` escaped as the Maildir spec says. */
-function maildirHost(): string {
-  return hostname().replace(/\//g, '\\057').replace(/:/g, '\\072').replace(/\./g, '\\056') || 'localhost';
-}
-
 /** Messages up to this size (from LIST) are converted in memory and written with one call. */
 const BUFFERED_MAX = 1024 * 1024;
 /** Files whose background fsync may run at once. */
 const MAX_SYNCING = 128;
-
-const TMP_NAME = /^\d+\.M\d+P(\d+)Q\d+Rpg[0-9a-f]+\.(.+)$/;
 
 export interface MaildirSinkOptions {
   /** Keep CRLF line endings instead of converting to LF (default false). */
@@ -49,7 +42,6 @@ export class MaildirSink implements Sink {
   readonly dir: string;
   readonly #host = maildirHost();
   readonly #crlf: boolean;
-  #seq = 0;
   readonly #syncing = new Set<Promise<void>>();
 
   constructor(dir: string, options: MaildirSinkOptions = {}) {
@@ -68,26 +60,18 @@ export class MaildirSink implements Sink {
     // Leftovers of popgate processes that died while staging (never another program's files).
     const host = this.#host;
     for (const name of await readdir(join(this.dir, 'tmp'))) {
-      const match = TMP_NAME.exec(name);
-      if (!match || match[2] !== host) continue;
-      const pid = Number(match[1]);
+      const own = parseOwnName(name);
+      if (!own || own.host !== host) continue;
+      const pid = own.pid;
       if (pid !== process.pid && !pidAlive(pid))
         await unlink(join(this.dir, 'tmp', name)).catch(() => undefined);
     }
   }
 
-  #uniqueName(): string {
-    const now = Date.now();
-    const sec = Math.floor(now / 1000);
-    const usec = (now % 1000) * 1000 + Math.floor(Math.random() * 1000);
-    this.#seq++;
-    return `${sec}.M${usec}P${process.pid}Q${this.#seq}Rpg${randomBytes(4).toString('hex')}.${this.#host}`;
-  }
-
   async stage(message: Readable, info: MessageInfo): Promise<Staged> {
     // Bound the files whose fsync is still running (each holds a descriptor).
     while (this.#syncing.size >= MAX_SYNCING) await Promise.race(this.#syncing);
-    const tmpName = this.#uniqueName();
+    const tmpName = uniqueName();
     const tmpPath = join(this.dir, 'tmp', tmpName);
     const small = info.size <= BUFFERED_MAX;
     let fd: number;

@@ -1,17 +1,15 @@
 /**
  * Locks an mbox the way mail readers and delivery agents expect: a dotlock (`FILE.lock`, created
- * exclusively, stale after 5 minutes or when its process is gone) and an fcntl write lock. Node
+ * exclusively by the shared lock-file algorithm in src/internal/lock-file.ts; ours is stale when
+ * its process is gone, another program's after 5 minutes) and an fcntl write lock. Node
  * has no fcntl locking, so a tiny python3 helper takes `lockf(LOCK_EX)` and holds it until its
  * stdin closes; if popgate dies, the helper sees EOF and the kernel releases the lock. Without
  * python3 only the dotlock is taken (reported once through `onWarning`).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { open, readFile, stat, unlink } from 'node:fs/promises';
-import { hostname } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { FetchError } from '../../errors.ts';
-import { pidAlive } from '../durable.ts';
+import { waitForLock } from '../../internal/lock-file.ts';
 
 const STALE_MS = 5 * 60 * 1000;
 const HELPER = [
@@ -34,36 +32,31 @@ export interface HeldLock {
 
 async function takeDotlock(file: string, deadline: number): Promise<(() => Promise<void>) | undefined> {
   const lockPath = `${file}.lock`;
-  for (;;) {
-    try {
-      const handle = await open(lockPath, 'wx', 0o644);
-      await handle.writeFile(`${process.pid} ${hostname()}\n`);
-      await handle.close();
-      return async () => {
-        await unlink(lockPath).catch(() => undefined);
-      };
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      // No permission to create files next to the mbox (e.g. /var/mail): fcntl only, as mutt does.
-      if (code === 'EACCES' || code === 'EROFS') return undefined;
-      if (code !== 'EEXIST') throw error;
-    }
-    const info = await stat(lockPath).catch(() => undefined);
-    const text = await readFile(lockPath, 'utf8').catch(() => '');
-    const [pidText, host] = text.trim().split(/\s+/);
-    const deadOwner = host === hostname() && !pidAlive(Number(pidText));
-    if (info && (Date.now() - info.mtimeMs > STALE_MS || deadOwner)) {
-      await unlink(lockPath).catch(() => undefined);
-      continue;
-    }
-    if (Date.now() > deadline) {
-      throw new FetchError(
-        'ERR_FETCH_DELIVERY',
-        `the mbox ${file} stays locked by another program (${lockPath}); try again later`,
-      );
-    }
-    await sleep(100);
+  let lock: Awaited<ReturnType<typeof waitForLock>>;
+  try {
+    lock = await waitForLock(lockPath, {
+      format: 'pid-first',
+      mode: 0o644,
+      // Another program's dotlock (procmail's, mutt's: empty or its own content) and one from
+      // another host are judged by age, as those programs judge ours.
+      unknownStaleMs: STALE_MS,
+      foreignStaleMs: STALE_MS,
+      timeoutMs: Math.max(0, deadline - Date.now()),
+    });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // No permission to create files next to the mbox (e.g. /var/mail): fcntl only, as mutt does.
+    if (code === 'EACCES' || code === 'EROFS') return undefined;
+    throw error;
   }
+  if (!lock) {
+    throw new FetchError(
+      'ERR_FETCH_DELIVERY',
+      `the mbox ${file} stays locked by another program (${lockPath}); try again later`,
+    );
+  }
+  const held = lock;
+  return () => held.release();
 }
 
 async function takeFcntl(

@@ -6,8 +6,8 @@
  * split of the input gives the same output (a unit test checks every split).
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import { CrlfToLf, crlfToLf } from '../../internal/crlf.ts';
 
-const CR = 13;
 const LF = 10;
 const GT = 62;
 const FROM = Buffer.from('From ');
@@ -21,22 +21,6 @@ export interface LocalFormOptions {
   readonly mboxQuote?: boolean;
 }
 
-function crlfToLf(buf: Buffer): Buffer {
-  let at = buf.indexOf('\r\n');
-  if (at === -1) return buf;
-  const out = Buffer.allocUnsafe(buf.length);
-  let w = 0;
-  let r = 0;
-  while (at !== -1) {
-    w += buf.copy(out, w, r, at);
-    out[w++] = LF;
-    r = at + 2;
-    at = buf.indexOf('\r\n', r);
-  }
-  w += buf.copy(out, w, r);
-  return out.subarray(0, w);
-}
-
 /** Parses `Message-ID` out of a raw header block (unfolding continuation lines). */
 export function parseMessageId(header: string): string | undefined {
   const unfolded = header.replace(/\r?\n[ \t]+/g, ' ');
@@ -48,7 +32,7 @@ export function parseMessageId(header: string): string | undefined {
 export class LocalForm extends Transform {
   readonly #lf: boolean;
   readonly #quote: boolean;
-  #crCarry = false;
+  readonly #toLf = new CrlfToLf();
   #lineCarry: Buffer | undefined;
   #atLineStart = true;
   #header: Buffer[] = [];
@@ -70,21 +54,12 @@ export class LocalForm extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    let buf = chunk;
-    if (this.#lf) {
-      if (this.#crCarry) buf = Buffer.concat([Buffer.from([CR]), buf]);
-      this.#crCarry = buf.length > 0 && buf[buf.length - 1] === CR;
-      if (this.#crCarry) buf = buf.subarray(0, buf.length - 1);
-      buf = crlfToLf(buf);
-    }
-    this.#emitQuoted(buf, false);
+    this.#emitQuoted(this.#lf ? this.#toLf.feed(chunk) : chunk, false);
     callback();
   }
 
   override _flush(callback: TransformCallback): void {
-    const tail = this.#crCarry ? Buffer.from([CR]) : Buffer.alloc(0);
-    this.#crCarry = false;
-    this.#emitQuoted(tail, true);
+    this.#emitQuoted(this.#lf ? this.#toLf.end() : Buffer.alloc(0), true);
     if (!this.#headerDone) this.#finishHeader();
     callback();
   }

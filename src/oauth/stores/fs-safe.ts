@@ -1,6 +1,6 @@
 import { lstat, mkdir, stat } from 'node:fs/promises';
-import { writeFileAtomic as writeDurably } from '../../durable-fs.ts';
 import { TokenStoreError } from '../../errors.ts';
+import { writeFileAtomic as writeDurably } from '../../internal/durable-fs.ts';
 
 const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
 
@@ -58,7 +58,7 @@ export async function checkPrivateFile(file: string): Promise<void> {
   }
 }
 
-/** Writes `data` to `file` atomically with mode 0600 (src/durable-fs.ts), as a typed error on failure. */
+/** Writes `data` to `file` atomically with mode 0600 (src/internal/durable-fs.ts), as a typed error on failure. */
 export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
   try {
     await writeDurably(file, data, 0o600);
