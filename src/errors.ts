@@ -10,7 +10,11 @@
 export const ERROR_CODES = {
   // --- POP3 wire and client (ERR_POP3_*) ---
   ERR_POP3_CONNECT: 'TCP or TLS connection to the POP3 server could not be made',
-  ERR_POP3_TLS: 'TLS handshake or certificate verification failed',
+  ERR_POP3_TLS: 'the TLS handshake failed (the network cut it, or the peer broke off)',
+  ERR_POP3_TLS_UNTRUSTED:
+    "the POP3 server's certificate did not verify (untrusted CA, wrong name, expired): set ca or fix the server",
+  ERR_POP3_WRONG_TLS_MODE:
+    'the port speaks another TLS mode than configured (implicit TLS against STLS, or the reverse)',
   ERR_POP3_TLS_REQUIRED: 'an operation would send a credential without verified TLS',
   ERR_POP3_STLS_INJECTION: 'bytes arrived after +OK to STLS before the TLS handshake (fail closed)',
   ERR_POP3_STLS_UNSUPPORTED: 'the server does not offer STLS',
@@ -49,6 +53,8 @@ export const ERROR_CODES = {
   ERR_OAUTH_EXPIRED: 'the device code or authorization request expired before it was approved',
   ERR_OAUTH_STATE_MISMATCH: 'the state or iss of an authorization response did not match',
   ERR_OAUTH_TRANSIENT: 'a temporary failure talking to the authorization server (network, 5xx, 429)',
+  ERR_OAUTH_TLS_UNTRUSTED:
+    "the authorization server's certificate did not verify (untrusted CA, wrong name, expired): set ca or fix the server",
   ERR_OAUTH_FLOW_UNSUPPORTED: 'the provider does not support the requested flow',
   ERR_OAUTH_PROVIDER_UNKNOWN: 'no preset or discovery data for the named provider',
   ERR_OAUTH_NO_TOKEN: 'no token is stored for the account: log in first',

@@ -2,11 +2,11 @@
 // token_command, its token_file, or popgate's token manager (the encrypted store, refreshed ahead
 // of expiry). `popgate fetch`, `popgate doctor` and the proxy ask tokenProviderFor; login, logout
 // and `token` open the store with openTokens.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TokenProvider } from '../client/pop3-client.ts';
 import { ConfigError } from '../errors.ts';
 import { tokenCommandProvider, tokenFileProvider } from '../fetch/token-source.ts';
+import { readCaFile } from '../internal/ca-file.ts';
 import type { OAuthAccountOptions } from '../oauth/account.ts';
 import { resolveAccount } from '../oauth/account.ts';
 import { runNotifyCommand } from '../oauth/notify.ts';
@@ -69,11 +69,7 @@ export async function accountOptionsFor(
     ...(account.deviceEndpoint ? { device: account.deviceEndpoint } : {}),
     ...(account.revocationEndpoint ? { revocation: account.revocationEndpoint } : {}),
   };
-  const ca = account.ca
-    ? await readFile(account.ca, 'utf8').catch(() => {
-        throw new ConfigError('ERR_CONFIG_INVALID', `cannot read the CA file ${account.ca}`, { key: 'ca' });
-      })
-    : undefined;
+  const ca = account.ca ? await readCaFile(account.ca, 'ca') : undefined;
   return {
     name: account.name,
     provider: account.provider,

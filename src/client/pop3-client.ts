@@ -35,7 +35,7 @@ import { type AuthenticateOptions, passwordLogin, saslLogin } from './login.ts';
 import { checkNumber } from './message-number.ts';
 import { type Pop3ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.ts';
 import { type RetrievedMessage, retrieveInWindow } from './retrieval.ts';
-import { openSocket, upgradeSocket } from './transport.ts';
+import { openSocket, sniffImplicitTls, upgradeSocket } from './transport.ts';
 
 export type { AuthenticateOptions, TokenProvider } from './login.ts';
 export type { RetrievedMessage } from './retrieval.ts';
@@ -111,6 +111,7 @@ export class Pop3Client extends EventEmitter {
       this.#conn = conn;
       conn.attach(socket);
       if (o.signal?.aborted) conn.fail(new Pop3Error('ERR_POP3_ABORTED', 'the client was aborted'));
+      const sniffer = o.tls === 'implicit' ? undefined : sniffImplicitTls(o, (err) => conn.fail(err));
       try {
         const greeting = (await conn.send({
           verb: 'greeting',
@@ -131,6 +132,8 @@ export class Pop3Client extends EventEmitter {
           );
         }
         throw err;
+      } finally {
+        sniffer?.stop();
       }
       if (o.tls === 'starttls') await this.#startTls(conn, signal);
       await this.#readCapabilities(signal);

@@ -80,7 +80,11 @@ export async function discover(
       return await oauth.processDiscoveryResponse(url, response);
     } catch (error) {
       const mapped = toOAuthError(error, 'discovery endpoint');
-      if (mapped.code === 'ERR_OAUTH_TRANSIENT' || mapped.code === 'ERR_OAUTH_INSECURE_ENDPOINT')
+      if (
+        mapped.code === 'ERR_OAUTH_TRANSIENT' ||
+        mapped.code === 'ERR_OAUTH_INSECURE_ENDPOINT' ||
+        mapped.code === 'ERR_OAUTH_TLS_UNTRUSTED'
+      )
         throw mapped;
       lastError = mapped;
     }

@@ -5,6 +5,7 @@
  */
 import * as oauth from 'oauth4webapi';
 import { type ErrorCode, OAuthError } from '../errors.ts';
+import { certificateAdvice, classifyTlsFailure } from '../internal/tls-errors.ts';
 import { parseRetryAfter } from './http.ts';
 
 const cap = (text: string): string => text.replace(/[\x00-\x1f\x7f]/g, ' ').slice(0, 200);
@@ -82,6 +83,15 @@ export function toOAuthError(error: unknown, what: string, account?: string): OA
   }
   if (error instanceof oauth.UnsupportedOperationError) {
     return new OAuthError('ERR_OAUTH_FLOW_UNSUPPORTED', `the ${what}: ${cap(error.message)}`, base);
+  }
+  // A certificate that does not verify is a configuration fault, not a network one: say how to fix it.
+  const tls = classifyTlsFailure(error);
+  if (tls.kind !== 'network') {
+    return new OAuthError(
+      'ERR_OAUTH_TLS_UNTRUSTED',
+      `${certificateAdvice(tls.kind, `the ${what}`, 'the host in its URL')} (${tls.code})`,
+      { ...base, cause: error },
+    );
   }
   // fetch failures (TypeError "fetch failed" with a system cause), timeouts, aborts.
   const reason = describeNetworkError(error);

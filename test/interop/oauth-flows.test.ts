@@ -190,7 +190,10 @@ describe('discovery and transport', () => {
       assert.ok(secure.issuer.startsWith('https://'));
       await assert.rejects(
         resolveAccount({ name: 'tls', issuer: secure.issuer, clientId: secure.clients.native.clientId }),
-        (e) => isPopgateError(e, 'ERR_OAUTH_TRANSIENT') || isPopgateError(e, 'ERR_OAUTH_DISCOVERY'),
+        // A certificate that does not verify is a configuration fault with its fix, not "try again".
+        (e) =>
+          isPopgateError(e, 'ERR_OAUTH_TLS_UNTRUSTED') &&
+          /not trusted: for a private CA, set ca/.test(e.message),
       );
       const account = await resolveAccount({
         name: 'tls',

@@ -50,7 +50,7 @@ test('implicit TLS to an IPv6 literal sends no server name and verifies the IP a
   await client.quit();
 });
 
-test('implicit TLS without the CA fails with ERR_POP3_TLS (there is no switch to ignore it)', async (t) => {
+test('implicit TLS without the CA fails with ERR_POP3_TLS_UNTRUSTED (there is no switch to ignore it)', async (t) => {
   const certs = await createTestCerts(t);
   const server = await startFakePop3Server({
     implicitTls: true,
@@ -59,11 +59,11 @@ test('implicit TLS without the CA fails with ERR_POP3_TLS (there is no switch to
   });
   t.after(() => server.close());
   const client = new Pop3Client({ host: '127.0.0.1', port: server.port, tls: 'implicit' });
-  await assert.rejects(client.connect(), (e) => isPopgateError(e, 'ERR_POP3_TLS'));
+  await assert.rejects(client.connect(), (e) => isPopgateError(e, 'ERR_POP3_TLS_UNTRUSTED'));
   assert.equal(client.state, 'closed');
 });
 
-test('a certificate for another name fails with ERR_POP3_TLS', async (t) => {
+test('a certificate for another name fails with ERR_POP3_TLS_UNTRUSTED', async (t) => {
   const certs = await createTestCerts(t);
   const server = await startFakePop3Server({
     implicitTls: true,
@@ -78,7 +78,7 @@ test('a certificate for another name fails with ERR_POP3_TLS', async (t) => {
     ca: certs.caCertPem,
     servername: 'pop.example.com',
   });
-  await assert.rejects(client.connect(), (e) => isPopgateError(e, 'ERR_POP3_TLS'));
+  await assert.rejects(client.connect(), (e) => isPopgateError(e, 'ERR_POP3_TLS_UNTRUSTED'));
 });
 
 test('STLS upgrades, forgets the plaintext CAPA and issues CAPA again over TLS', async (t) => {

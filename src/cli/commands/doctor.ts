@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { isPopgateError } from '../../errors.ts';
 import { probeServer } from '../../fetch/probe.ts';
 import { accountStateDir } from '../../fetch/run-account.ts';
+import { readCaFile } from '../../internal/ca-file.ts';
 import { getPreset } from '../../oauth/providers/presets.ts';
 import { VERSION } from '../../version.ts';
 import type { RegisterCommand } from '../command.ts';
@@ -152,15 +153,17 @@ async function checkAccount(account: AccountConfig, ctx: CliContext): Promise<Fi
   }
   let ca: string | undefined;
   if (account.ca) {
-    ca = await readFile(account.ca, 'utf8').catch(() => undefined);
-    if (ca === undefined)
+    try {
+      ca = await readCaFile(account.ca, 'ca');
+    } catch (error) {
       out.push({
         level: 'FAIL',
         check: 'config',
-        detail: `cannot read the CA file ${account.ca}`,
-        fix: 'fix the "ca" path',
+        detail: isPopgateError(error) ? error.message : `cannot read the CA file ${account.ca}`,
+        fix: 'point "ca" at the CA certificate (PEM) that signed the server certificate',
         exit: EXIT.CONFIG,
       });
+    }
   }
   const probe = await probeServer({ host, port, tls, ...(ca ? { ca } : {}) });
   out.push(

@@ -1,11 +1,11 @@
 // `popgate fetch`: fetch new mail of every configured account (or the named ones, or an ad-hoc
 // account from flags) into Maildir, mbox or a delivery command; never loses or repeats a message
 // (docs/fetch.md). Exit codes: 0 ok, 75 temporary, 77 login needed, 78 configuration, 65 data.
-import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { ConfigError, isPopgateError } from '../../errors.ts';
 import { type Destination, type RunAccountReport, runAccount } from '../../fetch/run-account.ts';
+import { readCaFile } from '../../internal/ca-file.ts';
 import { getPreset } from '../../oauth/providers/presets.ts';
 import type { RegisterCommand } from '../command.ts';
 import {
@@ -137,13 +137,10 @@ async function fetchOne(
   const port = account.port ?? (preset && preset.pop3.tls === tls ? preset.pop3.port : undefined);
   let ca: string | undefined;
   if (account.ca !== undefined) {
-    const caPath = account.ca;
-    ca = await readFile(caPath, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      throw new ConfigError(
-        'ERR_CONFIG_INVALID',
-        `account ${account.name}: cannot read the CA file ${caPath} (${error.code})`,
-        { key: 'ca' },
-      );
+    ca = await readCaFile(account.ca, 'ca').catch((error: unknown) => {
+      throw isPopgateError(error)
+        ? new ConfigError('ERR_CONFIG_INVALID', `account ${account.name}: ${error.message}`, { key: 'ca' })
+        : error;
     });
   }
   const mechanism = account.mechanism ?? preset?.mechanism;
