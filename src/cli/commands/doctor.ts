@@ -1,7 +1,7 @@
 // `popgate doctor [--account NAME]`: checks what a fetch needs — config, DNS and TCP, TLS
 // (version, certificate, expiry), CAPA (SASL mechanisms, PIPELINING, UIDL), token health and
 // scopes, file modes of state and token files, versions — and says what is wrong and how to fix it.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { isPopgateError } from '../../errors.ts';
