@@ -72,6 +72,70 @@ function decodeLine(line: string): JournalRecord | undefined {
  * The UIDL state of one account. Open it with {@link UidlState.open} while holding the account
  * lock; only one process may append at a time.
  */
+/**
+ * The records of a journal's text, and how many bytes of it are whole records (a torn last
+ * record is left out). Pure: nothing is written.
+ * @throws FetchError `ERR_FETCH_STATE` when a record before the last one is damaged.
+ */
+function parseJournal(text: string, path: string): { records: JournalRecord[]; good: number } {
+  const records: JournalRecord[] = [];
+  let good = 0;
+  let offset = 0;
+  let lineNo = 0;
+  while (offset < text.length) {
+    const nl = text.indexOf('\n', offset);
+    lineNo++;
+    const line = nl === -1 ? undefined : text.slice(offset, nl);
+    const record =
+      line === undefined || line.length > MAX_LINE
+        ? undefined
+        : decodeLine(Buffer.from(line, 'latin1').toString('utf8'));
+    if (record === undefined) {
+      // Only the tail may be torn: everything after this point must be incomplete bytes.
+      const rest = nl === -1 ? '' : text.slice(nl + 1);
+      if (rest.replace(/\0/g, '').length > 0) {
+        throw new FetchError(
+          'ERR_FETCH_STATE',
+          `the fetch state ${path} is damaged at line ${lineNo}. popgate will not guess (that could repeat or lose mail): ` +
+            'move the file aside to start over (already fetched messages left on the server would be fetched again), ' +
+            'or restore it from a backup',
+        );
+      }
+      break;
+    }
+    records.push(record);
+    offset = nl + 1;
+    good = offset;
+  }
+  return { records, good };
+}
+
+/**
+ * Reads the journal at `path` the way {@link UidlState.open} would, without changing anything
+ * (for `popgate doctor`): the number of whole records, whether a torn tail would be cut, or
+ * `undefined` when there is no journal yet.
+ * @throws FetchError `ERR_FETCH_STATE` when fetch would refuse the file.
+ */
+export async function checkJournal(
+  path: string,
+): Promise<{ records: number; tornTail: boolean } | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'latin1');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new FetchError(
+      'ERR_FETCH_STATE',
+      `cannot read the fetch state ${path}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  const { records, good } = parseJournal(text, path);
+  return { records: records.length, tornTail: good < Buffer.byteLength(text, 'latin1') };
+}
+
 export class UidlState {
   readonly path: string;
   readonly #delivered = new Map<string, DeliveredEntry>();
@@ -106,34 +170,8 @@ export class UidlState {
         );
       }
     }
-    let good = 0;
-    let offset = 0;
-    let lineNo = 0;
-    while (offset < text.length) {
-      const nl = text.indexOf('\n', offset);
-      lineNo++;
-      const line = nl === -1 ? undefined : text.slice(offset, nl);
-      const record =
-        line === undefined || line.length > MAX_LINE
-          ? undefined
-          : decodeLine(Buffer.from(line, 'latin1').toString('utf8'));
-      if (record === undefined) {
-        // Only the tail may be torn: everything after this point must be incomplete bytes.
-        const rest = nl === -1 ? '' : text.slice(nl + 1);
-        if (rest.replace(/\0/g, '').length > 0) {
-          throw new FetchError(
-            'ERR_FETCH_STATE',
-            `the fetch state ${path} is damaged at line ${lineNo}. popgate will not guess (that could repeat or lose mail): ` +
-              'move the file aside to start over (already fetched messages left on the server would be fetched again), ' +
-              'or restore it from a backup',
-          );
-        }
-        break;
-      }
-      state.#apply(record);
-      offset = nl + 1;
-      good = offset;
-    }
+    const { records, good } = parseJournal(text, path);
+    for (const record of records) state.#apply(record);
     const handle = await open(path, 'a+', 0o600);
     try {
       if (good < Buffer.byteLength(text, 'latin1')) {

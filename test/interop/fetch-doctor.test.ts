@@ -2,12 +2,13 @@
 // token and file modes as ok; a wrong CA, an expired token and a loose token file are each named
 // with the fix, and the exit code says which kind of problem it is.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, test } from 'node:test';
 import { createDevCa } from '../../dev/certs.ts';
+import { missingPop3Scopes } from '../../src/cli/commands/doctor.ts';
 import type { CliContext } from '../../src/cli/context.ts';
 import { main } from '../../src/cli/main.ts';
 import { resolvePaths } from '../../src/cli/paths.ts';
@@ -27,6 +28,7 @@ after(async () => {
 async function run(
   t: { after(fn: () => Promise<void>): void },
   account: Record<string, string | number>,
+  prepareHome?: (home: string) => Promise<void>,
 ): Promise<{ code: number; out: string }> {
   const home = await mkdtemp(join(tmpdir(), 'popgate-doctor-'));
   t.after(() => rm(home, { recursive: true, force: true }));
@@ -40,7 +42,6 @@ async function run(
   const toml = Object.entries(account)
     .map(([k, v]) => `${k} = ${typeof v === 'number' ? v : JSON.stringify(v.replace('HOME', home))}`)
     .join('\n');
-  const { mkdir } = await import('node:fs/promises');
   await mkdir(join(home, 'config', 'popgate'), { recursive: true });
   await writeFile(paths.configFile, `[accounts.box]\n${toml}\n`);
   const stdout = new PassThrough();
@@ -59,6 +60,7 @@ async function run(
   await writeFile(join(home, 'token'), await d.mintToken(USER, { claims: { scope: 'pop3' } }), {
     mode: 0o600,
   });
+  await prepareHome?.(home);
   const code = await main(['doctor'], ctx);
   return { code, out };
 }
@@ -103,4 +105,35 @@ test('doctor: a loose token file is named with chmod 600', async (t) => {
   assert.notEqual(code, 0);
   assert.match(out, /token\s+FAIL .*readable by others/);
   assert.match(out, /chmod 600/);
+});
+
+test('doctor: a damaged UIDL journal is a failure with exit 65, as fetch would exit', async (t) => {
+  if (!requirePeer(t, 'dovecot')) return;
+  const d = await dovecot();
+  const { code, out } = await run(t, base(d), async (home) => {
+    const dir = join(home, 'state', 'popgate', 'accounts', 'box');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    // A damaged record before the last one: fetch refuses the file (ERR_FETCH_STATE, exit 65).
+    await writeFile(join(dir, 'uidl.journal'), 'not a journal record\n{"t":"D"}\n', { mode: 0o600 });
+  });
+  assert.equal(code, 65, out);
+  assert.match(out, /state\s+FAIL .*damaged at line 1.*ERR_FETCH_STATE/);
+  assert.doesNotMatch(out, /no problems found/);
+});
+
+test('doctor: a healthy journal is reported with its record count', async (t) => {
+  if (!requirePeer(t, 'dovecot')) return;
+  const d = await dovecot();
+  const { code, out } = await run(t, base(d));
+  assert.equal(code, 0, out);
+  assert.match(out, /state\s+ok\s+no fetch state yet/);
+});
+
+test('doctor judges scopes by what POP3 needs: OpenID scopes never make a warning', () => {
+  assert.deepEqual(missingPop3Scopes(['openid', 'pop3', 'offline_access', 'profile'], ['pop3']), []);
+  assert.deepEqual(missingPop3Scopes(['openid', 'pop3', 'offline_access'], ['openid']), ['pop3']);
+  assert.deepEqual(
+    missingPop3Scopes(['https://outlook.office.com/POP.AccessAsUser.All', 'offline_access'], []),
+    ['https://outlook.office.com/POP.AccessAsUser.All'],
+  );
 });

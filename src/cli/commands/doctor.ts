@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { isPopgateError } from '../../errors.ts';
 import { probeServer } from '../../fetch/probe.ts';
 import { accountStateDir } from '../../fetch/run-account.ts';
+import { checkJournal } from '../../fetch/state.ts';
 import { readCaFile } from '../../internal/ca-file.ts';
 import { getPreset } from '../../oauth/providers/presets.ts';
 import { VERSION } from '../../version.ts';
@@ -17,6 +18,14 @@ import { EXIT } from '../exit-codes.ts';
 import { openTokens, tokenDir, tokenProviderFor, tokenSourceOf } from '../tokens.ts';
 
 type Level = 'ok' | 'warn' | 'FAIL';
+
+/** Scopes a login asks for that the POP3 access token itself never lists. */
+const NOT_IN_ACCESS_TOKENS = new Set(['openid', 'profile', 'email', 'address', 'phone', 'offline_access']);
+
+/** The scopes POP3 needs that the stored token lacks (a warning that a new login can clear). */
+export function missingPop3Scopes(wanted: readonly string[], granted: readonly string[]): string[] {
+  return wanted.filter((s) => !granted.includes(s) && !NOT_IN_ACCESS_TOKENS.has(s));
+}
 
 interface Finding {
   readonly level: Level;
@@ -55,6 +64,28 @@ async function modeCheck(path: string, what: string, maxMode: number): Promise<F
   };
 }
 
+/** The UIDL journal, read as `popgate fetch` would read it (nothing is changed). */
+async function checkFetchState(path: string): Promise<Finding> {
+  try {
+    const journal = await checkJournal(path);
+    if (journal === undefined)
+      return { level: 'ok', check: 'state', detail: 'no fetch state yet (first fetch)' };
+    return {
+      level: 'ok',
+      check: 'state',
+      detail: `${path}: ${journal.records} record(s)${journal.tornTail ? '; a torn last record will be dropped (an interrupted write)' : ''}`,
+    };
+  } catch (error) {
+    return {
+      level: 'FAIL',
+      check: 'state',
+      detail: isPopgateError(error) ? `${error.message} (${error.code})` : String(error),
+      fix: 'fetch refuses this file too (exit 65): move it aside or restore it, as the message says',
+      exit: EXIT.DATA,
+    };
+  }
+}
+
 async function checkToken(account: AccountConfig, ctx: CliContext): Promise<Finding[]> {
   const out: Finding[] = [];
   let token: string | undefined;
@@ -82,8 +113,10 @@ async function checkToken(account: AccountConfig, ctx: CliContext): Promise<Find
           (status.staleReason ? `; ${status.staleReason}` : ''),
         ...(level === 'FAIL' ? { fix: `popgate login --account ${account.name}`, exit: EXIT.NOPERM } : {}),
       });
+      // Judged by what POP3 needs: an access token for the mailbox does not carry OpenID Connect
+      // scopes (openid, profile, email) or offline_access, however often one logs in again.
       const wanted = account.scopes ?? getPreset(account.provider)?.scopes ?? [];
-      const missing = wanted.filter((s) => !status.scopes.includes(s) && s !== 'offline_access');
+      const missing = missingPop3Scopes(wanted, status.scopes);
       if (status.health !== 'missing' && missing.length > 0) {
         out.push({
           level: 'warn',
@@ -210,12 +243,15 @@ async function checkAccount(account: AccountConfig, ctx: CliContext): Promise<Fi
         detail: `${t.protocol} is outdated; ${cert}`,
         fix: 'ask the provider to enable TLS 1.2 or 1.3',
       });
-    } else {
+    } else if (days !== undefined && days < 14) {
       out.push({
-        level: days !== undefined && days < 14 ? 'warn' : 'ok',
+        level: 'warn',
         check: 'tls',
-        detail: `${t.protocol}; ${cert}`,
+        detail: `${t.protocol}; ${cert}: the certificate expires in under 14 days`,
+        fix: 'nothing to do here unless it is your server: then renew the certificate before it expires',
       });
+    } else {
+      out.push({ level: 'ok', check: 'tls', detail: `${t.protocol}; ${cert}` });
     }
   } else if (probe.tcp.ok) {
     out.push({
@@ -264,6 +300,7 @@ async function checkAccount(account: AccountConfig, ctx: CliContext): Promise<Fi
   }
   out.push(...(await checkToken(account, ctx)));
   const stateDir = accountStateDir(ctx.paths.stateDir, account.name);
+  out.push(await checkFetchState(join(stateDir, 'uidl.journal')));
   for (const f of [
     await modeCheck(stateDir, 'state directory', 0o700),
     await modeCheck(join(stateDir, 'uidl.journal'), 'UIDL state', 0o600),
@@ -341,7 +378,7 @@ async function doctor(flags: { account?: string[] }, ctx: CliContext): Promise<v
       ? `no problems found${warnings.length ? ` (${warnings.length} warning(s))` : ''}\n`
       : `${problems.length} problem(s) found\n`,
   );
-  for (const code of [EXIT.CONFIG, EXIT.NOPERM, EXIT.TEMPFAIL]) {
+  for (const code of [EXIT.CONFIG, EXIT.NOPERM, EXIT.DATA, EXIT.TEMPFAIL]) {
     if (problems.some((p) => p.exit === code)) {
       ctx.exitCode = code;
       return;
