@@ -275,9 +275,20 @@ export async function accountFromCli(
   name: string | undefined,
   flags: Readonly<Record<string, unknown>> = {},
 ): Promise<AccountConfig> {
-  if (!name)
-    throw new ConfigError('ERR_CONFIG_MISSING', 'name the account with --account NAME', { key: 'account' });
   const config = await loadConfig(ctx);
+  if (!name) {
+    // With exactly one account configured there is nothing to choose.
+    const names = [...config.accounts.keys()];
+    if (names.length !== 1)
+      throw new ConfigError(
+        'ERR_CONFIG_MISSING',
+        names.length === 0
+          ? `no account configured in ${config.path ?? ctx.paths.configFile}: add one with popgate init, or name it with --account NAME`
+          : `name the account with --account NAME (configured: ${names.join(', ')})`,
+        { key: 'account' },
+      );
+    name = names[0]!;
+  }
   const fromFile = config.accounts.get(name);
   if (!fromFile && Object.keys(flags).length === 0) {
     const names = [...config.accounts.keys()];

@@ -17,6 +17,8 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 export function exitCodeFor(error: unknown): ExitCode {
   if (!isPopgateError(error)) return EXIT.FAILURE;
   switch (error.code) {
+    case 'ERR_CONFIG_USAGE':
+      return EXIT.USAGE;
     case 'ERR_OAUTH_REAUTH_REQUIRED':
     case 'ERR_OAUTH_NO_TOKEN':
     case 'ERR_POP3_AUTH_FAILED':

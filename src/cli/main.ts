@@ -10,7 +10,7 @@ export function buildProgram(ctx: CliContext): Command {
   const program = new Command('popgate')
     .description('Secure email access over POP3 with OAuth2: login, fetch, serve, proxy.')
     .version(VERSION, '-V, --version')
-    .showHelpAfterError()
+    .showHelpAfterError('(add --help for the options)')
     .exitOverride();
   for (const register of COMMANDS) register(program, ctx);
   return program;

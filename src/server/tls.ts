@@ -84,21 +84,17 @@ export class TlsMaterial {
 
 async function readOptions(source: TlsSource): Promise<SecureContextOptions> {
   if (!('certFile' in source)) return { ...BASE, cert: source.cert, key: source.key };
-  const [cert, key] = await Promise.all([
-    readPem(source.certFile, 'certificate'),
-    readPem(source.keyFile, 'key'),
-  ]);
-  return { ...BASE, cert, key };
-}
-
-async function readPem(path: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (error) {
-    throw new PopgateError('ERR_SERVER_TLS', `cannot read the TLS ${what} file ${path}: ${reason(error)}`, {
-      cause: error,
-    });
-  }
+  // Both files are read before either failure is reported: an operator fixes both at once.
+  const [cert, key] = await Promise.allSettled([readFile(source.certFile), readFile(source.keyFile)]);
+  if (cert.status === 'fulfilled' && key.status === 'fulfilled')
+    return { ...BASE, cert: cert.value, key: key.value };
+  const problems: string[] = [];
+  if (cert.status === 'rejected')
+    problems.push(`the TLS certificate file ${source.certFile} (${reason(cert.reason)})`);
+  if (key.status === 'rejected') problems.push(`the TLS key file ${source.keyFile} (${reason(key.reason)})`);
+  throw new PopgateError('ERR_SERVER_TLS', `cannot read ${problems.join(' nor ')}`, {
+    cause: cert.status === 'rejected' ? cert.reason : (key as PromiseRejectedResult).reason,
+  });
 }
 
 function reason(error: unknown): string {

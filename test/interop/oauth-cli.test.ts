@@ -142,9 +142,9 @@ describe('popgate login, token, logout', () => {
     assert.match(human.stdout, /key file/);
   });
 
-  test('token print refuses a terminal', async () => {
+  test('token print refuses a terminal (a usage error: 64)', async () => {
     const result = await run(['token', 'print', '--account', 'work'], { tty: true });
-    assert.equal(result.code, 78);
+    assert.equal(result.code, 64);
     assert.match(result.stderr, /refusing to print an access token to a terminal/);
     assert.equal(result.stdout, '');
   });

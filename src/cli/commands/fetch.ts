@@ -207,17 +207,31 @@ function progressMode(flags: FetchFlags, ctx: CliContext): ProgressMode {
   return ctx.stderr.isTTY ? 'tty' : 'plain';
 }
 
+/** Flags that mean nothing together: refused, so a typo in a cron line does not go unnoticed. */
+function checkFlagCombinations(flags: FetchFlags): void {
+  if (flags.every !== undefined && !flags.watch)
+    throw new ConfigError('ERR_CONFIG_USAGE', '--every sets the interval of --watch: add --watch, or drop --every', {
+      key: 'every',
+    });
+  if (flags.json && flags.quiet)
+    throw new ConfigError('ERR_CONFIG_USAGE', '--json and --quiet cannot be combined: choose one', { key: 'json' });
+}
+
 async function fetchCommand(flags: FetchFlags, ctx: CliContext): Promise<void> {
+  checkFlagCombinations(flags);
   const accounts = await resolveAccounts(flags, ctx);
   const every = flags.watch ? parseInterval(flags.every ?? '5m') : 0;
   const reporter = createReporter(ctx, progressMode(flags, ctx));
   const controller = new AbortController();
   let signals = 0;
+  let fetching = false;
   const onSignal = (name: NodeJS.Signals) => {
     signals++;
     if (signals === 1) {
       reporter.note(
-        `popgate: ${name}: finishing the message in flight, then QUIT (send it again to stop at once)`,
+        fetching
+          ? `popgate: ${name}: finishing the message in flight, then QUIT (send it again to stop at once)`
+          : `popgate: ${name}: stopping (no fetch was running)`,
       );
       controller.abort();
     } else {
@@ -230,7 +244,10 @@ async function fetchCommand(flags: FetchFlags, ctx: CliContext): Promise<void> {
   process.on('SIGTERM', onSignal);
   try {
     for (;;) {
-      const result = await fetchRound(accounts, flags, ctx, reporter, controller.signal);
+      fetching = true;
+      const result = await fetchRound(accounts, flags, ctx, reporter, controller.signal).finally(() => {
+        fetching = false;
+      });
       ctx.exitCode = result.exitCode;
       if (!flags.watch || controller.signal.aborted || result.exitCode === EXIT.CONFIG) break;
       // Poll with ±10 % jitter so many clients do not hit the server at the same second; never
@@ -278,7 +295,7 @@ export const registerFetch: RegisterCommand = (program: Command, ctx: CliContext
     .option('--json', 'print progress and results as JSON lines (for programs)')
     .option('--quiet', 'print only errors (for cron)')
     .option('--watch', 'keep running and fetch again every --every interval')
-    .option('--every <interval>', 'interval for --watch, e.g. 90s, 5m, 1h', '5m')
+    .option('--every <interval>', 'interval for --watch, e.g. 90s, 5m, 1h (default 5m)')
     .option('--wait <seconds>', 'wait this long for another fetch of the same account to finish')
     .option('--parallel <n>', 'accounts fetched at the same time', '4')
     .action(async (flags: FetchFlags) => {

@@ -115,9 +115,9 @@ export const registerLogin: RegisterCommand = (program: Command, ctx: CliContext
     .description(
       'Obtain OAuth tokens for an account (device code, browser with PKCE, or client credentials) and store them encrypted',
     )
-    .requiredOption(
+    .option(
       '--account <name>',
-      'the account (a [accounts.NAME] section of the config file, or ad hoc with the flags below)',
+      'the account (a [accounts.NAME] section of the config file, or ad hoc with the flags below; default: the only one configured)',
     )
     .option('--provider <provider>', 'microsoft, google, fastmail, zoho or custom')
     .option('--flow <flow>', 'device, browser or client-credentials')

@@ -36,7 +36,7 @@ export const registerLogout: RegisterCommand = (program: Command, ctx: CliContex
   program
     .command('logout')
     .description('Revoke the refresh token at the provider (RFC 7009), then delete the local tokens')
-    .requiredOption('--account <name>', 'the account')
+    .option('--account <name>', 'the account (default: the only one configured)')
     .option('--no-revoke', 'only delete locally (e.g. when the provider cannot be reached)')
     .option(PASSPHRASE_PROMPT_FLAG, PASSPHRASE_PROMPT_HELP)
     .action(async (flags: LogoutFlags) => {

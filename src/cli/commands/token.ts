@@ -8,6 +8,7 @@ import type { TokenStatus } from '../../oauth/token-manager.ts';
 import type { RegisterCommand } from '../command.ts';
 import { accountFromCli, loadConfig } from '../config.ts';
 import type { CliContext } from '../context.ts';
+import { EXIT } from '../exit-codes.ts';
 import { type KeySourceFlags, PASSPHRASE_PROMPT_FLAG, PASSPHRASE_PROMPT_HELP } from '../token-key.ts';
 import { accountOptionsFor, openTokens } from '../tokens.ts';
 
@@ -72,6 +73,7 @@ async function statusCommand(ctx: CliContext, flags: StatusFlags): Promise<void>
         })),
       })}\n`,
     );
+    ctx.exitCode = statusExitCode(statuses);
     return;
   }
   ctx.stdout.write(
@@ -81,6 +83,17 @@ async function statusCommand(ctx: CliContext, flags: StatusFlags): Promise<void>
     ctx.stdout.write('no accounts: add one to the config file, then popgate login --account NAME\n');
   const now = Date.now();
   for (const status of statuses) ctx.stdout.write(`${describeStatus(status, now)}\n`);
+  ctx.exitCode = statusExitCode(statuses);
+}
+
+/**
+ * 77 when an account must log in (no tokens, the provider refused the refresh token, or the
+ * access token expired with nothing to renew it), else 0: a script can tell without parsing.
+ */
+function statusExitCode(statuses: readonly TokenStatus[]): number {
+  const mustLogIn = (s: TokenStatus) =>
+    s.health === 'missing' || s.health === 'stale' || (s.health === 'expired' && !s.hasRefreshToken);
+  return statuses.some(mustLogIn) ? EXIT.NOPERM : EXIT.OK;
 }
 
 type PrintFlags = KeySourceFlags & { account?: string; force?: boolean; refresh?: boolean };
@@ -88,7 +101,7 @@ type PrintFlags = KeySourceFlags & { account?: string; force?: boolean; refresh?
 async function printCommand(ctx: CliContext, flags: PrintFlags): Promise<void> {
   if (ctx.stdout.isTTY && !flags.force) {
     throw new ConfigError(
-      'ERR_CONFIG_INVALID',
+      'ERR_CONFIG_USAGE',
       'refusing to print an access token to a terminal (it would stay in the scrollback); pipe it to the program that needs it, or pass --force',
       { key: 'force' },
     );
@@ -133,7 +146,7 @@ export const registerToken: RegisterCommand = (program: Command, ctx: CliContext
     .description(
       'Renew the access token now (the refresh token rotates where the provider rotates it); prints status, never the token',
     )
-    .requiredOption('--account <name>', 'the account')
+    .option('--account <name>', 'the account (default: the only one configured)')
     .option(PASSPHRASE_PROMPT_FLAG, PASSPHRASE_PROMPT_HELP)
     .action(async (flags: KeySourceFlags & { account?: string }) => {
       await refreshCommand(ctx, flags);
@@ -143,7 +156,7 @@ export const registerToken: RegisterCommand = (program: Command, ctx: CliContext
     .description(
       "Print a fresh access token to stdout for other tools (e.g. mutt's pop_oauth_refresh_command); refuses a terminal unless --force",
     )
-    .requiredOption('--account <name>', 'the account')
+    .option('--account <name>', 'the account (default: the only one configured)')
     .option('--refresh', 'refresh now even if the current token is still valid')
     .option('--force', 'print even when stdout is a terminal')
     .option(PASSPHRASE_PROMPT_FLAG, PASSPHRASE_PROMPT_HELP)
