@@ -90,7 +90,8 @@ export const ERROR_CODES = {
   ERR_SERVER_CONFIG: 'the server configuration is invalid',
   ERR_SERVER_TLS: 'the server TLS certificate or key could not be loaded',
   // --- Configuration and CLI (ERR_CONFIG_*) ---
-  ERR_CONFIG_USAGE: 'the command line asks for something the command does not do (a flag or combination it refuses)',
+  ERR_CONFIG_USAGE:
+    'the command line asks for something the command does not do (a flag or combination it refuses)',
   ERR_CONFIG_INVALID: 'a configuration value is invalid',
   ERR_CONFIG_UNKNOWN_KEY: 'the configuration names a key that does not exist',
   ERR_CONFIG_MISSING: 'a required configuration value is missing',

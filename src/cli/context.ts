@@ -9,7 +9,7 @@ export interface CliContext {
   readonly env: NodeJS.ProcessEnv;
   readonly paths: PopgatePaths;
   readonly stdout: Writable & { isTTY?: boolean; columns?: number };
-  readonly stderr: Writable & { isTTY?: boolean };
+  readonly stderr: Writable & { isTTY?: boolean; columns?: number };
   readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   /** Set by a command to report its outcome; main() exits with it. */
   exitCode: number;

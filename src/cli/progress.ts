@@ -39,6 +39,13 @@ function formatEta(seconds: number): string {
   return `${m}m${String(Math.ceil(seconds % 60)).padStart(2, '0')}s`;
 }
 
+/** `ETA 12s`, or what happened at the end: `done`, `stopped` by a signal, `deleting`. */
+function etaText(p: SyncProgress, eta: number): string {
+  if (p.phase === 'done') return p.stopped ? 'stopped' : 'done';
+  if (p.phase === 'deleting') return 'deleting';
+  return `ETA ${formatEta(eta)}`;
+}
+
 function errorFields(error: unknown): { code: string; message: string } {
   const code = (error as { code?: unknown })?.code;
   return {
@@ -50,7 +57,8 @@ function errorFields(error: unknown): { code: string; message: string } {
 /** The one-line summary of an account's run. */
 export function summaryLine(r: RunAccountReport): string {
   const parts = [
-    `${r.account}: fetched ${r.fetched} message${r.fetched === 1 ? '' : 's'} (${formatBytes(r.bytes)}) in ${(r.elapsedMs / 1000).toFixed(1)} s`,
+    // Server octets, as the progress totals count them (the files on disk are a little smaller).
+    `${r.account}: fetched ${r.fetched} message${r.fetched === 1 ? '' : 's'} (${formatBytes(r.serverBytes)}) in ${(r.elapsedMs / 1000).toFixed(1)} s`,
   ];
   if (r.wanted === 0 && r.fetched === 0)
     parts[0] = `${r.account}: no new mail (${r.onServer} on the server) in ${(r.elapsedMs / 1000).toFixed(1)} s`;
@@ -63,18 +71,47 @@ export function summaryLine(r: RunAccountReport): string {
   return parts.join('; ');
 }
 
+/**
+ * The counts a display shows: those of the step that moves one message at a time (retrieval when
+ * files are published in groups, delivery when a command takes each message), so the count moves
+ * smoothly and the bytes belong to the same messages as the count.
+ */
+export function paceOf(p: SyncProgress): { messages: number; bytes: number } {
+  return p.pace === 'delivery'
+    ? { messages: p.messagesDone, bytes: p.bytesDelivered }
+    : { messages: p.messagesReceived, bytes: p.bytesDone };
+}
+
 class Rate {
   readonly #start = Date.now();
-  /** Byte rate of retrieval; ETA from whichever is behind, retrieval or delivery. */
+  /** Byte rate and ETA of the pace-setting step. */
   eta(p: SyncProgress): { rate: number; eta: number } {
     const seconds = Math.max(0.001, (Date.now() - this.#start) / 1000);
-    const rate = p.bytesDone / seconds;
-    const byBytes = rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Number.POSITIVE_INFINITY;
-    const perMessage = p.messagesDone / seconds;
-    const byMessages =
-      perMessage > 0 ? (p.messagesTotal - p.messagesDone) / perMessage : Number.POSITIVE_INFINITY;
+    const { messages, bytes } = paceOf(p);
+    const rate = bytes / seconds;
+    const byBytes = rate > 0 ? (p.bytesTotal - bytes) / rate : Number.POSITIVE_INFINITY;
+    const perMessage = messages / seconds;
+    const byMessages = perMessage > 0 ? (p.messagesTotal - messages) / perMessage : Number.POSITIVE_INFINITY;
     return { rate, eta: p.messagesTotal === 0 ? 0 : Math.max(byBytes, byMessages) };
   }
+}
+
+/** The bar's line for a terminal this wide: what does not fit is left out, least useful first. */
+export function barFormat(columns: number | undefined): { format: string; barsize: number } {
+  const width = columns && columns > 0 ? columns : 80;
+  if (width >= 100)
+    return {
+      format: '{account} |{bar}| {value}/{total} msgs | {bytes} of {totalBytes} | {rate}/s | {etaText}',
+      barsize: 24,
+    };
+  if (width >= 80)
+    return {
+      format: '{account} |{bar}| {value}/{total} | {bytes}/{totalBytes} | {rate}/s | {etaText}',
+      barsize: 12,
+    };
+  if (width >= 60)
+    return { format: '{account} {value}/{total} {bytes}/{totalBytes} {rate}/s {etaText}', barsize: 0 };
+  return { format: '{value}/{total} {bytes} {etaText}', barsize: 0 };
 }
 
 function writeFailures(ctx: CliContext, r: RunAccountReport): void {
@@ -93,11 +130,14 @@ class TtyReporter implements FetchReporter {
   }
 
   #bar(): cliProgress.MultiBar {
+    const { format, barsize } = barFormat(this.#ctx.stderr.columns);
     this.#multi ??= new cliProgress.MultiBar(
       {
         stream: this.#ctx.stderr,
-        format: '{account} |{bar}| {value}/{total} msgs | {bytes} of {totalBytes} | {rate}/s | ETA {etaText}',
-        barsize: 24,
+        format,
+        barsize,
+        // cli-progress trims a line to the terminal; the format above is chosen to fit first.
+        linewrap: false,
         hideCursor: true,
         clearOnComplete: false,
         fps: 8,
@@ -108,7 +148,8 @@ class TtyReporter implements FetchReporter {
   }
 
   progress(p: SyncProgress): void {
-    if (p.phase === 'listing') return;
+    // No bar for nothing to do: the summary says "no new mail".
+    if (p.phase === 'listing' || p.messagesTotal === 0) return;
     let entry = this.#bars.get(p.account);
     if (!entry) {
       entry = { bar: this.#bar().create(p.messagesTotal, 0, {}), rate: new Rate(), done: false };
@@ -117,13 +158,14 @@ class TtyReporter implements FetchReporter {
     if (entry.done) return;
     const { rate, eta } = entry.rate.eta(p);
     if (p.phase === 'done') entry.done = true;
-    entry.bar.setTotal(Math.max(1, p.messagesTotal));
-    entry.bar.update(p.messagesTotal === 0 ? 1 : p.messagesDone, {
+    const pace = paceOf(p);
+    entry.bar.setTotal(p.messagesTotal);
+    entry.bar.update(p.phase === 'done' ? p.messagesDone : pace.messages, {
       account: p.account,
-      bytes: formatBytes(p.bytesDone),
+      bytes: formatBytes(p.phase === 'done' ? p.bytesDelivered : pace.bytes),
       totalBytes: formatBytes(p.bytesTotal),
       rate: formatBytes(Math.round(rate)),
-      etaText: p.phase === 'done' ? 'done' : p.phase === 'deleting' ? 'deleting' : formatEta(eta),
+      etaText: etaText(p, eta),
     });
   }
 
@@ -182,12 +224,13 @@ class PlainReporter implements FetchReporter {
         );
     }
     const now = Date.now();
-    const complete = p.messagesDone === p.messagesTotal;
-    if (p.messagesDone === 0 || complete || now - (this.#last.get(p.account) ?? 0) < 2000) return;
+    const pace = paceOf(p);
+    const complete = pace.messages === p.messagesTotal;
+    if (pace.messages === 0 || complete || now - (this.#last.get(p.account) ?? 0) < 2000) return;
     this.#last.set(p.account, now);
     const { rate: r, eta } = rate.eta(p);
     this.#ctx.stdout.write(
-      `${p.account}: ${p.messagesDone}/${p.messagesTotal} messages, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}, ${formatBytes(Math.round(r))}/s, ETA ${formatEta(eta)}\n`,
+      `${p.account}: ${pace.messages}/${p.messagesTotal} messages, ${formatBytes(pace.bytes)} of ${formatBytes(p.bytesTotal)}, ${formatBytes(Math.round(r))}/s, ETA ${formatEta(eta)}\n`,
     );
   }
 
@@ -245,6 +288,7 @@ class JsonReporter implements FetchReporter {
       onServer: r.onServer,
       fetched: r.fetched,
       bytes: r.bytes,
+      serverBytes: r.serverBytes,
       deleted: r.deleted,
       recovered: r.recovered,
       deferred: r.deferred,

@@ -11,14 +11,30 @@ import type { CommandSink } from './sinks/command.ts';
 import type { Intent, Sink, Staged } from './sinks/types.ts';
 import type { UidlState } from './state.ts';
 
+/**
+ * Where a run stands. Every byte count is in the server's octets (LIST sizes, CRLF), so counts
+ * and totals compare; the report's `bytes` is what was written locally (LF), which is smaller.
+ */
 export interface SyncProgress {
   readonly account: string;
   readonly phase: 'listing' | 'fetching' | 'deleting' | 'done';
-  /** Messages delivered (or failed) so far; bytes count what was retrieved. */
+  /** Messages delivered (or failed) so far: final outcomes. */
   readonly messagesDone: number;
   readonly messagesTotal: number;
+  /** Octets of the messages retrieved and staged so far. */
   readonly bytesDone: number;
   readonly bytesTotal: number;
+  /** Messages retrieved and staged at the destination (written, not yet published). */
+  readonly messagesReceived: number;
+  /** Octets of the messages delivered (or failed) so far. */
+  readonly bytesDelivered: number;
+  /**
+   * The step that moves one message at a time, for a display: `retrieval` when messages are
+   * published in groups (Maildir, mbox), `delivery` when a command takes them one by one.
+   */
+  readonly pace: 'retrieval' | 'delivery';
+  /** True on the last event when a signal stopped the run with messages left. */
+  readonly stopped?: boolean;
 }
 
 export interface SyncOptions {
@@ -49,7 +65,10 @@ export interface SyncReport {
   /** Messages that were new at the start of the run (after skips and limit). */
   readonly wanted: number;
   readonly fetched: number;
+  /** Octets written locally for the fetched messages (LF line ends: smaller than on the server). */
   readonly bytes: number;
+  /** The same messages in the server's octets (LIST sizes), the unit of the progress totals. */
+  readonly serverBytes: number;
   readonly skippedTooLarge: readonly { uidl: string; size: number }[];
   readonly failed: readonly { uidl: string; error: PopgateError }[];
   readonly deleted: number;
@@ -104,7 +123,14 @@ export async function syncAccount(session: MailboxSession, options: SyncOptions)
   const batchBytes = options.batchBytes ?? 8 * 1024 * 1024;
   const { recovered, redone } = await recoverIntents(state, sink, now());
 
-  const report = (progress: Omit<SyncProgress, 'account'>) => options.onProgress?.({ account, ...progress });
+  const pace = sink.kind === 'command' ? 'delivery' : 'retrieval';
+  let messagesReceived = 0;
+  let bytesDelivered = 0;
+  const report = (
+    progress: Pick<SyncProgress, 'phase' | 'messagesDone' | 'messagesTotal' | 'bytesDone' | 'bytesTotal'> & {
+      stopped?: boolean;
+    },
+  ) => options.onProgress?.({ account, ...progress, messagesReceived, bytesDelivered, pace });
   report({ phase: 'listing', messagesDone: 0, messagesTotal: 0, bytesDone: 0, bytesTotal: 0 });
   const listing = await session.listing();
   const seen = new Set<string>();
@@ -126,6 +152,7 @@ export async function syncAccount(session: MailboxSession, options: SyncOptions)
 
   let fetched = 0;
   let bytes = 0;
+  let serverBytes = 0;
   let bytesDone = 0;
   let messagesDone = 0;
   const failed: { uidl: string; error: PopgateError }[] = [];
@@ -178,6 +205,7 @@ export async function syncAccount(session: MailboxSession, options: SyncOptions)
       );
       fetched += ok.length;
       bytes += ok.reduce((sum, s) => sum + s.bytes, 0);
+      serverBytes += ok.reduce((sum, s) => sum + s.info.size, 0);
       const bad: string[] = [];
       for (const [i, outcome] of outcomes.entries()) {
         if (outcome.ok) continue;
@@ -190,6 +218,7 @@ export async function syncAccount(session: MailboxSession, options: SyncOptions)
       }
       if (bad.length > 0) await state.abandonIntents(bad);
       messagesDone += items.length;
+      bytesDelivered += items.reduce((sum, item) => sum + item.info.size, 0);
       report({ phase: 'fetching', messagesDone, messagesTotal: wanted.length, bytesDone, bytesTotal });
     } catch (error) {
       if (fatal === undefined) fatal = error;
@@ -223,6 +252,7 @@ export async function syncAccount(session: MailboxSession, options: SyncOptions)
         batch.push(staged);
         batchSize += staged.bytes;
         bytesDone += message.size;
+        messagesReceived++;
         report({ phase: 'fetching', messagesDone, messagesTotal: wanted.length, bytesDone, bytesTotal });
         if (batch.length >= batchMessages || batchSize >= batchBytes) flush();
         if (fatal !== undefined) break;
@@ -271,13 +301,14 @@ export async function syncAccount(session: MailboxSession, options: SyncOptions)
   }
   if (toDelete.length > 0) await state.recordExpunged(toDelete.map((m) => m.uidl));
   if (state.recordCount > 2 * state.size + 1000) await state.compact();
-  report({ phase: 'done', messagesDone, messagesTotal: wanted.length, bytesDone, bytesTotal });
+  report({ phase: 'done', messagesDone, messagesTotal: wanted.length, bytesDone, bytesTotal, stopped });
   return {
     account,
     onServer: listing.length,
     wanted: wanted.length,
     fetched,
     bytes,
+    serverBytes,
     skippedTooLarge,
     failed,
     deleted: toDelete.length,

@@ -210,11 +210,17 @@ function progressMode(flags: FetchFlags, ctx: CliContext): ProgressMode {
 /** Flags that mean nothing together: refused, so a typo in a cron line does not go unnoticed. */
 function checkFlagCombinations(flags: FetchFlags): void {
   if (flags.every !== undefined && !flags.watch)
-    throw new ConfigError('ERR_CONFIG_USAGE', '--every sets the interval of --watch: add --watch, or drop --every', {
-      key: 'every',
-    });
+    throw new ConfigError(
+      'ERR_CONFIG_USAGE',
+      '--every sets the interval of --watch: add --watch, or drop --every',
+      {
+        key: 'every',
+      },
+    );
   if (flags.json && flags.quiet)
-    throw new ConfigError('ERR_CONFIG_USAGE', '--json and --quiet cannot be combined: choose one', { key: 'json' });
+    throw new ConfigError('ERR_CONFIG_USAGE', '--json and --quiet cannot be combined: choose one', {
+      key: 'json',
+    });
 }
 
 async function fetchCommand(flags: FetchFlags, ctx: CliContext): Promise<void> {
