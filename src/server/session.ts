@@ -18,6 +18,7 @@ import type { CommandContext, LoginFailure, LoginRequest, SessionStats, Transact
 import { authLineLength, MAX_BAD_COMMANDS } from './limits.ts';
 import type { LoginHost } from './login-host.ts';
 import type { ListenerKind, ListenSpec } from './options.ts';
+import { plaintextCredentialsAllowed } from './plaintext-policy.ts';
 import type { Pop3Verb } from './registry.ts';
 import { commitUpdate, enterTransaction, recordLoginFailure } from './session-auth.ts';
 import {
@@ -43,6 +44,8 @@ export class Pop3Session implements CommandContext, LoginHost {
 
   readonly #shared: ServerShared;
   readonly #listener: ListenerKind;
+  /** Credentials may be sent before TLS (plaintext-policy.ts): fixed by listener and peer. */
+  readonly #plaintextAllowed: boolean;
   readonly #started: number;
   readonly #writer: AnswerWriter;
   readonly #input: SessionInput;
@@ -73,6 +76,11 @@ export class Pop3Session implements CommandContext, LoginHost {
     this.#started = shared.now();
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     const { limits } = shared.options;
+    this.#plaintextAllowed = plaintextCredentialsAllowed({
+      allowPlaintextLoopback: shared.options.allowPlaintextLoopback,
+      listenerHost: listener.host,
+      peerAddress: socket.remoteAddress,
+    });
     this.#writer = new AnswerWriter(socket, {
       hasQueuedInput: () => this.#input.buffered > 0,
       closing: () => this.#closing,
@@ -109,7 +117,7 @@ export class Pop3Session implements CommandContext, LoginHost {
     return this.#secure;
   }
   get credentialsAllowed(): boolean {
-    return this.#secure || this.#shared.options.allowPlaintextLoopback;
+    return this.#secure || this.#plaintextAllowed;
   }
   get stlsAvailable(): boolean {
     return !this.#secure && this.#shared.tls !== undefined && this.#listener === 'starttls';

@@ -99,7 +99,7 @@ describe('TLS listeners', { skip: !haveOpenssl && 'openssl is not installed' }, 
     await c.line();
     assert.match(
       await c.command(`AUTH XOAUTH2 ${xoauth2('alice@example.test', 'tok-alice')}`),
-      /^-ERR \[AUTH\] .*STLS/,
+      /^-ERR \[AUTH\] Plaintext authentication disallowed on non-secure \(SSL\/TLS\) connections\.$/,
     );
     const [status, lines] = await c.multi('AUTH');
     assert.match(status, /^\+OK/);
