@@ -84,15 +84,15 @@ export class AuditRecorder implements AuditSink {
     for (const wake of waiters) wake();
   }
 
-  /** The first event matching `match`, waiting for it up to `timeoutMs`. */
-  async next<E extends AuditEvent>(match: (event: AuditEvent) => event is E, timeoutMs = 30_000): Promise<E> {
+  /** Resolves once `check(events)` holds, waiting for further events up to `timeoutMs`. */
+  async until(check: (events: readonly AuditEvent[]) => boolean, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.events.find(match);
-      if (found !== undefined) return found;
+    while (!check(this.events)) {
       const left = deadline - Date.now();
       if (left <= 0)
-        throw new Error(`no such audit event; have ${JSON.stringify(this.events.map((e) => e.event))}`);
+        throw new Error(
+          `audit events never matched; have ${JSON.stringify(this.events.map((e) => e.event))}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.#waiters.push(() => {
@@ -101,6 +101,17 @@ export class AuditRecorder implements AuditSink {
         });
       });
     }
+  }
+
+  /** The first event matching `match`, waiting for it up to `timeoutMs`. */
+  async next<E extends AuditEvent>(match: (event: AuditEvent) => event is E, timeoutMs = 30_000): Promise<E> {
+    await this.until((events) => events.some(match), timeoutMs);
+    return this.events.find(match)!;
+  }
+
+  /** Logout events so far. */
+  get logouts(): number {
+    return this.events.filter((e) => e.event === 'logout').length;
   }
 
   /** The logout event (the session has fully ended: lock released, counters returned). */

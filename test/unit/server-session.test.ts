@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { nextState } from '../../src/server/state.ts';
+import { AuditRecorder } from '../helpers/server-watch.ts';
 import { startTestServer } from './server-helpers.ts';
 
 describe('session state machine', () => {
@@ -157,12 +158,14 @@ describe('POP3 commands', () => {
   });
 
   it('a dropped connection deletes nothing and releases the lock', async (t) => {
-    const s = await startTestServer();
+    const audit = new AuditRecorder();
+    const s = await startTestServer({ audit });
     t.after(() => s.close());
     const c = await s.login();
     await c.command('DELE 1');
     c.close();
-    for (let i = 0; i < 100 && s.store.locked.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    // The logout event comes after the maildrop is released.
+    assert.equal((await audit.logout()).how, 'dropped');
     assert.equal(s.store.locked.size, 0);
     assert.equal(s.store.commits.length, 0);
     assert.equal(s.store.boxes.get('alice@example.test')!.length, 2);
