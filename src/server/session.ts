@@ -3,8 +3,8 @@
  * the registry (command-resolver.ts) and run it strictly in order (PIPELINING, RFC 2449 §6.6);
  * answer through the one writer (answer-writer.ts), and read the next line only while the
  * answers queued for the peer are within OUTPUT_HIGH_WATER. The session owns the state, the
- * transaction and the timers, and ends cleanly whatever happens. Login and UPDATE live in session-auth.ts;
- * the commands in commands/*.
+ * transaction and the timers, and ends cleanly whatever happens. Login and UPDATE live in
+ * session-auth.ts; the commands in commands/*.
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
