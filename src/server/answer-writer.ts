@@ -3,8 +3,10 @@
  * in order: status lines, SASL continuations, multi-line listings, RETR/TOP bodies. The text is
  * formatted by src/protocol, which refuses CR, LF and NUL, before anything is written, so a
  * refused answer leaves no half line. While a pipelined burst is queued the socket is corked and
- * answers are copied into one batch Buffer; a message body waits for 'drain' once the queued
- * output passes OUTPUT_HIGH_WATER. At STLS the plaintext queue is flushed and the socket swapped.
+ * answers are copied into one batch Buffer. Output is bounded the same way for every answer:
+ * once the queued octets pass OUTPUT_HIGH_WATER the writer reports a stall (the session stops
+ * reading and parsing input) and waits for 'drain' — between commands ({@link waitForRoom}) and
+ * inside a message body. At STLS the plaintext queue is flushed and the socket swapped.
  */
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
@@ -20,8 +22,10 @@ export interface WriterHooks {
   hasQueuedInput(): boolean;
   /** The session is ending: stop copying a message body. */
   closing(): boolean;
-  /** A 'drain' came: the peer is reading, so it is not idle. */
-  onDrain(): void;
+  /** The queued output passed the high-water mark: stop reading and parsing input. */
+  onStall(): void;
+  /** The queue drained (the peer is reading, so it is not idle) or the session ends. */
+  onRoom(): void;
 }
 
 export class AnswerWriter {
@@ -32,6 +36,8 @@ export class AnswerWriter {
   #batch: Buffer | undefined;
   #batchLength = 0;
   #answered = false;
+  /** Wakes a wait for room early (the session ends). */
+  #wakeRoom: (() => void) | undefined;
 
   constructor(socket: Socket, hooks: WriterHooks) {
     this.#socket = socket;
@@ -41,6 +47,25 @@ export class AnswerWriter {
   /** An answer to the current command has begun (it may be half written). */
   get answered(): boolean {
     return this.#answered;
+  }
+
+  /** Octets queued for the peer and not yet taken by the kernel: the socket's and the batch's. */
+  get queued(): number {
+    return this.#batchLength + this.#socket.writableLength;
+  }
+
+  /** The writer waits for the peer to read ('drain'); the session must not read input. */
+  get stalled(): boolean {
+    return this.#wakeRoom !== undefined;
+  }
+
+  /**
+   * Undefined while the queued output is within {@link OUTPUT_HIGH_WATER}; past it, a promise
+   * that resolves once the peer has read it all ('drain') or the session ends. The session asks
+   * before each command, so every answer of every state is bounded, not only message bodies.
+   */
+  waitForRoom(): Promise<void> | undefined {
+    return this.queued > OUTPUT_HIGH_WATER ? this.#drain() : undefined;
   }
 
   /** A new command starts: nothing answered yet. */
@@ -79,7 +104,7 @@ export class AnswerWriter {
     this.#answered = true;
     if (this.#hooks.closing()) return 0;
     const bytes = this.#writeFrame(statusLine, body);
-    await this.#backpressure();
+    await this.waitForRoom();
     return bytes;
   }
 
@@ -94,7 +119,7 @@ export class AnswerWriter {
           bytes += part.length;
           this.#write(part);
         }
-        const full = this.#backpressure();
+        const full = this.waitForRoom();
         if (full !== undefined) await full;
       }
     } finally {
@@ -130,6 +155,7 @@ export class AnswerWriter {
 
   /** Flushes and ends the socket: half-closed with a grace period, or destroyed at once. */
   end(graceful: boolean): void {
+    this.#wakeRoom?.();
     this.uncork();
     const socket = this.#socket;
     if (graceful) {
@@ -189,23 +215,21 @@ export class AnswerWriter {
     if (!socket.destroyed && socket.writable) socket.write(out);
   }
 
-  /** Waits for 'drain' once the queued output passes {@link OUTPUT_HIGH_WATER}. */
-  #backpressure(): Promise<void> | undefined {
-    return this.#batchLength + this.#socket.writableLength > OUTPUT_HIGH_WATER ? this.#drain() : undefined;
-  }
-
   #drain(): Promise<void> {
     this.uncork();
     const socket = this.#socket;
-    // 'drain' comes only after a write() that returned false.
+    // 'drain' comes only after a write() that returned false, which a queue this long has had.
     if (socket.destroyed || !socket.writable || !socket.writableNeedDrain) return Promise.resolve();
+    this.#hooks.onStall();
     return new Promise((resolve) => {
       const done = () => {
         socket.off('drain', done);
         socket.off('close', done);
-        this.#hooks.onDrain();
+        this.#wakeRoom = undefined;
+        this.#hooks.onRoom();
         resolve();
       };
+      this.#wakeRoom = done;
       socket.on('drain', done);
       socket.on('close', done);
     });

@@ -1,7 +1,8 @@
 /**
  * The CAPA answer (RFC 2449 §5), truthful for the session's state: STLS only before TLS, SASL
- * only when credentials may be sent (TLS up, or plaintext explicitly allowed on loopback), USER
- * only with a password backend, LOGIN-DELAY only when configured.
+ * only when credentials may be sent (TLS up, or a loopback peer on a loopback listener with
+ * plaintext explicitly allowed: plaintext-policy.ts), USER only with a password backend,
+ * LOGIN-DELAY only when configured.
  */
 import type { CommandContext } from './context.ts';
 

@@ -58,7 +58,10 @@ export interface CommandContext {
   readonly state: SessionState;
   /** TLS is up on this connection (implicit or after STLS). */
   readonly secure: boolean;
-  /** SASL and USER may be used: TLS is up, or plaintext is explicitly allowed on loopback. */
+  /**
+   * SASL and USER may be used: TLS is up, or the peer and the listener are both loopback and
+   * plaintext is explicitly allowed (plaintext-policy.ts).
+   */
   readonly credentialsAllowed: boolean;
   /** STLS can be offered: TLS material exists and TLS is not up yet. */
   readonly stlsAvailable: boolean;

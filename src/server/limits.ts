@@ -24,6 +24,13 @@ export interface ServerLimits {
   readonly tokenExpiryGraceMs: number;
   /** Commands a session may send before it is closed. */
   readonly maxCommandsPerSession: number;
+  /**
+   * Commands a session may send before it has logged in (any command, answered or refused),
+   * then `-ERR Too many commands before login; closing.` A real client needs about ten (CAPA,
+   * STLS, CAPA, a few AUTH or USER/PASS tries); a peer that keeps a connection busy without
+   * logging in is shown the door, as Dovecot's login process does.
+   */
+  readonly maxCommandsBeforeLogin: number;
   /** Concurrent connections to the whole server. */
   readonly maxConnections: number;
   /** Concurrent connections from one remote address. */
@@ -49,6 +56,7 @@ export const DEFAULT_LIMITS: ServerLimits = Object.freeze({
   maxSessionMs: 4 * 3_600_000,
   tokenExpiryGraceMs: 60_000,
   maxCommandsPerSession: 1_000_000,
+  maxCommandsBeforeLogin: 30,
   maxConnections: 5_000,
   maxConnectionsPerIp: 100,
   maxConnectionsPerUser: 10,
@@ -85,9 +93,12 @@ export function authLineLength(limits: Pick<ServerLimits, 'saslResponseLength'>)
 export const INPUT_HIGH_WATER = 256 * 1024;
 
 /**
- * Octets of answers queued on the socket after which a multi-line answer waits for 'drain'.
- * Larger than the socket's own 16 KiB mark so that a pipelined burst of small RETRs goes out
- * in few large writes (and few TLS records) per event-loop turn; still a hard per-session bound.
+ * Octets of answers queued for the peer (the socket's `writableLength` plus the writer's batch)
+ * past which the session stops: no further input is read or parsed, for any command in any
+ * state, until the socket drains (answer-writer.ts). Dovecot does the same with its 4 KiB
+ * POP3_OUTBUF_THROTTLE_SIZE. So a client that pipelines and never reads holds at most this
+ * plus one answer in the server's memory. Larger than the socket's own 16 KiB mark so that a
+ * pipelined burst of small RETRs goes out in few large writes (and few TLS records).
  */
 export const OUTPUT_HIGH_WATER = 128 * 1024;
 

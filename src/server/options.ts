@@ -38,8 +38,10 @@ export interface Pop3ServerOptions {
   /** Certificate and key; required unless `allowPlaintextLoopback` and no `pop3s` listener. */
   readonly tls?: TlsSource;
   /**
-   * Runs without TLS on loopback listeners only, and then offers SASL in plaintext. For tests
-   * and local development; never on a reachable address.
+   * Allows running without TLS (then every listener must be loopback) and offers SASL and USER
+   * in plaintext to a loopback peer on a loopback listener, and to no one else: with TLS
+   * configured, any other connection must still STLS first (plaintext-policy.ts). For tests and
+   * local development.
    */
   readonly allowPlaintextLoopback?: boolean;
   readonly validator: TokenValidator;

@@ -9,7 +9,12 @@ import { PopgateError } from '../errors.ts';
 import { silentLogger } from '../observability/logger.ts';
 import { COMMAND_REGISTRY } from './commands/index.ts';
 import { ConnectionCounter, LoginThrottle } from './limits.ts';
-import { type ListenerKind, type Pop3ServerOptions, resolveServerOptions } from './options.ts';
+import {
+  type ListenerKind,
+  type ListenSpec,
+  type Pop3ServerOptions,
+  resolveServerOptions,
+} from './options.ts';
 import { Pop3Session } from './session.ts';
 import type { ServerShared } from './shared.ts';
 import { TlsMaterial, waitForHandshake } from './tls.ts';
@@ -68,7 +73,8 @@ export function createPop3Server(input: Pop3ServerOptions): Pop3Server {
     setTimeout(() => socket.destroy(), 2_000).unref();
   }
 
-  function onConnection(socket: Socket, kind: ListenerKind): void {
+  function onConnection(socket: Socket, listener: ListenSpec): void {
+    const { kind } = listener;
     socket.on('error', () => {});
     if (closing || shared === undefined) {
       socket.destroy();
@@ -87,7 +93,7 @@ export function createPop3Server(input: Pop3ServerOptions): Pop3Server {
     socket.setKeepAlive(true, 60_000);
     const ctx = shared;
     const start = (stream: Socket, secure: boolean) => {
-      const session = new Pop3Session(stream, ctx, kind, secure);
+      const session = new Pop3Session(stream, ctx, listener, secure);
       sessions.add(session);
       void session.finished.finally(() => {
         sessions.delete(session);
@@ -137,7 +143,7 @@ export function createPop3Server(input: Pop3ServerOptions): Pop3Server {
       const bound: ListenerAddress[] = [];
       try {
         for (const spec of options.listen) {
-          const server = createServer({ noDelay: true }, (socket) => onConnection(socket, spec.kind));
+          const server = createServer({ noDelay: true }, (socket) => onConnection(socket, spec));
           servers.push(server);
           await new Promise<void>((resolve, reject) => {
             server.once('error', reject);

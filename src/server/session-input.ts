@@ -1,9 +1,11 @@
 /**
  * A session's input side: socket chunks into the hard-capped {@link LineReader}, lines out one
  * at a time. A client that pipelines faster than it is answered gets its socket paused past
- * INPUT_HIGH_WATER and resumed once everything read was handled; the idle timer runs here, since
- * a line (or a drained answer) is what proves the peer alive. At STLS the socket is swapped and
- * everything read before the handshake is dropped unparsed.
+ * INPUT_HIGH_WATER and resumed once everything read was handled; while the session's output is
+ * stalled (a peer that does not read its answers) the socket is held paused ({@link hold}) and
+ * the session asks for no line. The idle timer runs here: a line, or a drained answer, is what
+ * proves the peer alive, so a peer that neither sends nor reads meets it even mid-answer. At
+ * STLS the socket is swapped and everything read before the handshake is dropped unparsed.
  */
 import type { Socket } from 'node:net';
 import { LineReader } from '../protocol/line-reader.ts';
@@ -36,6 +38,7 @@ export class SessionInput {
   #reader: LineReader;
   #wake: (() => void) | undefined;
   #ended = false;
+  #held = false;
 
   constructor(socket: Socket, limits: { maxLineLength: number; idleTimeoutMs: number }, hooks: InputHooks) {
     this.#socket = socket;
@@ -68,7 +71,7 @@ export class SessionInput {
       }
       if (this.#ended) return 'ended';
       this.#hooks.onWait();
-      if (this.#socket.isPaused()) this.#socket.resume();
+      if (!this.#held && this.#socket.isPaused()) this.#socket.resume();
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
       });
@@ -82,6 +85,27 @@ export class SessionInput {
     wake?.();
   }
 
+  /** The output is stalled: read nothing more from the socket until {@link release}. */
+  hold(): void {
+    this.#held = true;
+    this.#socket.pause();
+  }
+
+  /** The output drained: reading may go on (resumed once the buffered lines are handled). */
+  release(): void {
+    this.#held = false;
+  }
+
+  /**
+   * The session ends: whatever still arrives is read and dropped unparsed, so the peer's own
+   * close is seen (a paused socket would sit half-closed until the writer's grace timer).
+   */
+  discard(): void {
+    this.#held = false;
+    this.#socket.off('data', this.#onData);
+    this.#socket.resume();
+  }
+
   /** The peer showed life without sending a line (it read an answer). */
   touch(): void {
     this.#idleTimer.refresh();
@@ -92,6 +116,7 @@ export class SessionInput {
     this.#detach(this.#socket);
     this.#reader = new LineReader({ maxLineLength: this.#maxLineLength });
     this.#socket = socket;
+    this.#held = false;
     this.#attach(socket);
   }
 

@@ -1,9 +1,10 @@
 /**
  * One POP3 connection, orchestrated: greet; read lines (session-input.ts); resolve each against
  * the registry (command-resolver.ts) and run it strictly in order (PIPELINING, RFC 2449 §6.6);
- * answer through the one writer (answer-writer.ts). The session owns the state, the transaction
- * and the timers, and ends cleanly whatever happens. Login and UPDATE live in session-auth.ts;
- * the commands in commands/*.
+ * answer through the one writer (answer-writer.ts), and read the next line only while the
+ * answers queued for the peer are within OUTPUT_HIGH_WATER. The session owns the state, the
+ * transaction and the timers, and ends cleanly whatever happens. Login and UPDATE live in
+ * session-auth.ts; the commands in commands/*.
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -16,7 +17,8 @@ import { resolveCommand } from './command-resolver.ts';
 import type { CommandContext, LoginFailure, LoginRequest, SessionStats, Transaction } from './context.ts';
 import { authLineLength, MAX_BAD_COMMANDS } from './limits.ts';
 import type { LoginHost } from './login-host.ts';
-import type { ListenerKind } from './options.ts';
+import type { ListenerKind, ListenSpec } from './options.ts';
+import { plaintextCredentialsAllowed } from './plaintext-policy.ts';
 import type { Pop3Verb } from './registry.ts';
 import { commitUpdate, enterTransaction, recordLoginFailure } from './session-auth.ts';
 import {
@@ -42,6 +44,8 @@ export class Pop3Session implements CommandContext, LoginHost {
 
   readonly #shared: ServerShared;
   readonly #listener: ListenerKind;
+  /** Credentials may be sent before TLS (plaintext-policy.ts): fixed by listener and peer. */
+  readonly #plaintextAllowed: boolean;
   readonly #started: number;
   readonly #writer: AnswerWriter;
   readonly #input: SessionInput;
@@ -50,6 +54,8 @@ export class Pop3Session implements CommandContext, LoginHost {
   #state: SessionState = 'AUTHORIZATION';
   #transaction: Transaction | undefined;
   #badCommands = 0;
+  /** Commands received in AUTHORIZATION (see `maxCommandsBeforeLogin`). */
+  #preLoginCommands = 0;
   #closing = false;
   #endReason: EndReason = 'dropped';
   #userSlot: string | undefined;
@@ -62,18 +68,29 @@ export class Pop3Session implements CommandContext, LoginHost {
   /** Resolves when the session has fully ended (lock released, counters returned). */
   readonly finished: Promise<void>;
 
-  constructor(socket: Socket, shared: ServerShared, listener: ListenerKind, secure: boolean) {
+  constructor(socket: Socket, shared: ServerShared, listener: ListenSpec, secure: boolean) {
     this.#socket = socket;
     this.#shared = shared;
-    this.#listener = listener;
+    this.#listener = listener.kind;
     this.#secure = secure;
     this.#started = shared.now();
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     const { limits } = shared.options;
+    this.#plaintextAllowed = plaintextCredentialsAllowed({
+      allowPlaintextLoopback: shared.options.allowPlaintextLoopback,
+      listenerHost: listener.host,
+      peerAddress: socket.remoteAddress,
+    });
     this.#writer = new AnswerWriter(socket, {
       hasQueuedInput: () => this.#input.buffered > 0,
       closing: () => this.#closing,
-      onDrain: () => this.#input.touch(),
+      // A peer that does not read its answers gets no more of its input read or parsed, so
+      // nothing (not even a line) resets its idle timer: only reading does (Dovecot's rule).
+      onStall: () => this.#input.hold(),
+      onRoom: () => {
+        this.#input.release();
+        this.#input.touch();
+      },
     });
     // The reader's hard cap is the AUTH line's (the longest line there is); the resolver holds
     // every other command line to the shorter command cap.
@@ -100,7 +117,7 @@ export class Pop3Session implements CommandContext, LoginHost {
     return this.#secure;
   }
   get credentialsAllowed(): boolean {
-    return this.#secure || this.#shared.options.allowPlaintextLoopback;
+    return this.#secure || this.#plaintextAllowed;
   }
   get stlsAvailable(): boolean {
     return !this.#secure && this.#shared.tls !== undefined && this.#listener === 'starttls';
@@ -225,6 +242,11 @@ export class Pop3Session implements CommandContext, LoginHost {
     try {
       this.ok(shared.options.greeting);
       for (;;) {
+        // Output bound (architecture.md R7): no line is read or parsed while the answers
+        // queued for the peer are over OUTPUT_HIGH_WATER, whatever the state or command.
+        const room = this.#writer.waitForRoom();
+        if (room !== undefined) await room;
+        if (this.#closing) break;
         const line = await this.#nextLine();
         if (line === undefined) break;
         const started = performance.now();
@@ -244,6 +266,11 @@ export class Pop3Session implements CommandContext, LoginHost {
         }
         if (this.#badCommands >= MAX_BAD_COMMANDS || this.stats.commands >= limits.maxCommandsPerSession) {
           this.err('Too many commands; closing.');
+          this.#end('limit');
+          break;
+        }
+        if (this.#state === 'AUTHORIZATION' && this.#preLoginCommands >= limits.maxCommandsBeforeLogin) {
+          this.err('Too many commands before login; closing.');
           this.#end('limit');
           break;
         }
@@ -274,6 +301,7 @@ export class Pop3Session implements CommandContext, LoginHost {
   async #dispatch(line: Buffer): Promise<Pop3Verb | undefined> {
     const shared = this.#shared;
     this.stats.commands += 1;
+    if (this.#state === 'AUTHORIZATION') this.#preLoginCommands += 1;
     this.#writer.beginCommand();
     const resolved = resolveCommand(
       shared.registry,
@@ -307,6 +335,12 @@ export class Pop3Session implements CommandContext, LoginHost {
 
   #timeout(reason: TimeoutReason): void {
     if (this.#closing || this.#state === 'UPDATE') return;
+    if (this.#busy && this.#writer.stalled) {
+      // Half an answer is queued and the peer does not read it: no answer can follow, end now
+      // (Dovecot: "Disconnected for inactivity in reading our output").
+      this.#end(reason, false);
+      return;
+    }
     if (this.#busy) {
       this.#pendingEnd = reason;
       return;
@@ -316,11 +350,12 @@ export class Pop3Session implements CommandContext, LoginHost {
     this.#end(reason);
   }
 
-  #end(reason: EndReason): void {
+  #end(reason: EndReason, graceful = isGraceful(reason)): void {
     if (this.#closing) return;
     this.#closing = true;
     this.#endReason = reason;
-    this.#writer.end(isGraceful(reason));
+    this.#writer.end(graceful);
+    this.#input.discard();
     this.#input.wake();
   }
 

@@ -2,6 +2,7 @@
 // On a user's machine a missing peer skips its tests with a loud reason; under CI=true it fails.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import type { TestContext } from 'node:test';
 
 export const inCI = process.env.CI === 'true' || process.env.CI === '1';
@@ -37,9 +38,29 @@ export function peerPath(name: keyof typeof PEER_BINARIES | string): string | un
 export function requirePeer(t: TestContext, name: string): string | undefined {
   const path = peerPath(name);
   if (path) return path;
-  const reason = `PEER MISSING: ${name} is not installed (run scripts/install-peers.sh as root)`;
+  missing(t, `PEER MISSING: ${name} is not installed (run scripts/install-peers.sh as root)`);
+  return undefined;
+}
+
+/**
+ * An IP address of this machine that is not loopback (for tests that need a connection whose
+ * peer is not loopback: connect to it and the server sees it as the peer), or a loud skip (a
+ * failure under CI) when the machine has none. Prefers IPv4; skips link-local addresses.
+ */
+export function requireNonLoopbackAddress(t: TestContext): string | undefined {
+  const all = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
+  const usable = all.filter(
+    (a) => !a.internal && !a.address.startsWith('fe80:') && !a.address.startsWith('169.254.'),
+  );
+  const address = (usable.find((a) => a.family === 'IPv4') ?? usable[0])?.address;
+  if (address !== undefined) return address;
+  missing(t, 'NO NETWORK: this machine has no address besides loopback (give it one, e.g. a veth pair)');
+  return undefined;
+}
+
+/** The one rule for a missing peer: a loud skip, or a failure under CI. */
+function missing(t: TestContext, reason: string): void {
   if (inCI) throw new Error(`${reason}; CI must provide it`);
   console.error(`\n*** SKIPPED: ${reason} ***\n`);
   t.skip(reason);
-  return undefined;
 }

@@ -267,18 +267,16 @@ print(json.dumps(out))
       ].join('\n');
       await writeFile(join(home, 'muttrc'), `${muttrc}\n`);
       // mutt needs a terminal (without one it switches to send mode): run it in a detached tmux
-      // session with its own socket, and wait for the session to end.
+      // session with its own socket; when mutt exits, the session signals a tmux channel that
+      // the test waits on (`wait-for` also returns at once if the signal came first, and when
+      // the server is already gone, which happens only after mutt exited).
       const socket = join(home, 'tmux.sock');
-      const muttCmd = `mutt -n -F ${join(home, 'muttrc')} -f ${mbox} -e 'push <fetch-mail><quit>' 2>${join(home, 'err')}`;
+      const muttCmd = `mutt -n -F ${join(home, 'muttrc')} -f ${mbox} -e 'push <fetch-mail><quit>' 2>${join(home, 'err')}; tmux -S ${socket} wait-for -S mutt-done`;
       const env = { ...process.env, HOME: home, TERM: 'xterm' };
       const r = await run('tmux', ['-S', socket, 'new-session', '-d', '-x', '120', '-y', '40', muttCmd], {
         env,
       });
-      for (let i = 0; i < 200; i++) {
-        const alive = await run('tmux', ['-S', socket, 'has-session'], { env });
-        if (alive.code !== 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await run('tmux', ['-S', socket, 'wait-for', 'mutt-done'], { env });
       await run('tmux', ['-S', socket, 'kill-server'], { env });
       r.stderr += await readFile(join(home, 'err'), 'utf8').catch(() => '');
       const inbox = await readFile(mbox, 'utf8');

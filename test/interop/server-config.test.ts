@@ -51,20 +51,28 @@ function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: s
   });
 }
 
-async function until(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe('popgate serve --config FILE', () => {
   let dir: string;
   let certs: TestCerts;
   let next: IssuedCertificate;
   let proc: ChildProcess | undefined;
   let stderr = '';
+  let onStderr: (() => boolean)[] = [];
+  /** Resolves once the server's log (stderr) matches `pattern`: the server says it is done. */
+  const logged = (pattern: RegExp, timeoutMs = 20_000): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${pattern} never logged: ${stderr.slice(-500)}`)),
+        timeoutMs,
+      );
+      const check = () => {
+        if (!pattern.test(stderr)) return false;
+        clearTimeout(timer);
+        resolve();
+        return true;
+      };
+      if (!check()) onStderr.push(check);
+    });
   let pop3s = 0;
   let pop3 = 0;
   let token = '';
@@ -126,6 +134,7 @@ describe('popgate serve --config FILE', () => {
     let out = '';
     proc.stderr!.on('data', (c: Buffer) => {
       stderr += c.toString();
+      onStderr = onStderr.filter((check) => !check());
     });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 20_000);
@@ -188,11 +197,8 @@ describe('popgate serve --config FILE', () => {
       await copyFile(next.certPath, certFile());
       await copyFile(next.keyPath, keyFile());
       proc!.kill('SIGHUP');
-      await until(
-        'the new certificate',
-        async () => (await presented(pop3s, certs.caCertPem)) === fingerprintOf(next),
-      );
-      assert.match(stderr, /TLS certificate reloaded/);
+      await logged(/TLS certificate reloaded/);
+      assert.equal(await presented(pop3s, certs.caCertPem), fingerprintOf(next));
 
       // The session opened before the reload keeps its connection and its state.
       const [status, body] = await session.multi('RETR 2');
@@ -219,7 +225,7 @@ describe('popgate serve --config FILE', () => {
   it('a SIGHUP with a broken key file keeps the certificate in use and says so', async () => {
     await writeFile(keyFile(), '-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n');
     proc!.kill('SIGHUP');
-    await until('the reload failure in the log', () => /TLS reload failed/.test(stderr));
+    await logged(/TLS reload failed/);
     assert.equal(await presented(pop3s, certs.caCertPem), fingerprintOf(next));
   });
 

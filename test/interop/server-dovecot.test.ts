@@ -17,15 +17,15 @@ const USER = 'alice@example.test';
 const COUNT = 300;
 const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-describe('popgate and Dovecot on the same Maildir', {
-  skip: !peerPath('dovecot') && 'dovecot is not installed',
-}, () => {
+describe('popgate and Dovecot on the same Maildir', () => {
   let dovecot: DovecotInstance;
   let server: Pop3Server;
   let store: MaildirStore;
   let popgatePort = 0;
 
   before(async () => {
+    // Without Dovecot there is nothing to set up; the test itself skips (or fails under CI).
+    if (!peerPath('dovecot')) return;
     dovecot = await startDovecot({ users: [USER] });
     const maildir = await dovecot.maildirOf(USER);
     await writeMixedMessages(maildir, {

@@ -59,6 +59,14 @@ async function jwtFor(as: AuthorizationServer, user = USER): Promise<string> {
   return (await deviceLogin(as, account, user)).accessToken;
 }
 
+/** Resolves once the JWT's own `exp` has passed (the event itself, not a guessed delay). */
+async function pastExpiry(jwt: string): Promise<void> {
+  const { exp } = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')) as {
+    exp: number;
+  };
+  while (Date.now() < exp * 1000) await new Promise((r) => setTimeout(r, exp * 1000 - Date.now() + 1));
+}
+
 /** AUTH XOAUTH2 then, on a challenge, the empty line; returns [first answer, final answer]. */
 async function login(port: number, token: string, user = USER): Promise<[string, string, WireClient]> {
   const c = await WireClient.connect(port);
@@ -219,7 +227,7 @@ describe('popgate server with tokens from oidc-provider', () => {
         clockToleranceSeconds: 0,
       });
       const token = await jwtFor(shortLived);
-      await new Promise((r) => setTimeout(r, 2100));
+      await pastExpiry(token);
       const [, answer] = await login(expiring, token);
       assert.match(answer, /^-ERR \[AUTH\] .*expired/);
     } finally {

@@ -26,7 +26,12 @@ function fakeSocket(): { socket: Socket; written: string[] } {
 
 function writer(): { w: AnswerWriter; written: string[] } {
   const { socket, written } = fakeSocket();
-  const w = new AnswerWriter(socket, { hasQueuedInput: () => false, closing: () => false, onDrain() {} });
+  const w = new AnswerWriter(socket, {
+    hasQueuedInput: () => false,
+    closing: () => false,
+    onStall() {},
+    onRoom() {},
+  });
   return { w, written };
 }
 

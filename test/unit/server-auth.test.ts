@@ -243,7 +243,14 @@ describe('AUTH', () => {
       lines.push(JSON.stringify({ ...fields, message }));
     const logger: Logger = { debug: record, info: record, warn: record, error: record };
     const events: AuditEvent[] = [];
-    const onEvent = (e: unknown) => events.push(e as AuditEvent);
+    let onLogout!: () => void;
+    const loggedOut = new Promise<void>((resolve) => {
+      onLogout = resolve;
+    });
+    const onEvent = (e: unknown) => {
+      events.push(e as AuditEvent);
+      if ((e as AuditEvent).event === 'logout') onLogout();
+    };
     subscribe(AUDIT_CHANNEL, onEvent);
     t.after(() => unsubscribe(AUDIT_CHANNEL, onEvent));
     const secret = 'tok-alice';
@@ -257,8 +264,7 @@ describe('AUTH', () => {
     await c.body();
     await c.command('QUIT');
     await c.waitClosed();
-    for (let i = 0; i < 100 && !events.some((e) => e.event === 'logout'); i++)
-      await new Promise((r) => setTimeout(r, 10));
+    await loggedOut;
     const all = lines.join('\n');
     assert.ok(!all.includes('forged-secret-token') && !all.includes(secret));
     assert.ok(!all.includes(xoauth2('alice@example.test', secret)));

@@ -5,15 +5,14 @@ import { describe, it } from 'node:test';
 import { Pop3Client } from '../../src/client/index.ts';
 import { createPop3Server } from '../../src/server/server.ts';
 import { createTestCerts } from '../helpers/certs.ts';
-import { peerPath } from '../helpers/peers.ts';
+import { requirePeer } from '../helpers/peers.ts';
 import { MemoryStore, TableValidator } from './server-helpers.ts';
 
 const USER = 'alice@example.test';
 
-describe('Pop3Client against Pop3Server', {
-  skip: !peerPath('openssl') && 'openssl is not installed',
-}, () => {
+describe('Pop3Client against Pop3Server', () => {
   it('logs in over STLS and implicit TLS, reads everything, deletes at QUIT', async (t) => {
+    if (!requirePeer(t, 'openssl')) return;
     const certs = await createTestCerts(t);
     const store = new MemoryStore();
     store.add(

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { AuditRecorder } from '../helpers/server-watch.ts';
 import { startTestServer, xoauth2 } from './server-helpers.ts';
 
 const STATUS = /^(\+OK|-ERR)( [\x20-\x7e]*)?$/;
@@ -36,14 +37,17 @@ const lineArb = fc.oneof(
 
 describe('session robustness (property)', () => {
   it('answers every line of random input with one well-formed status line', async (t) => {
-    const s = await startTestServer();
+    const audit = new AuditRecorder();
+    const s = await startTestServer({ audit });
     t.after(() => s.close());
+    let sessions = 0;
     await fc.assert(
       fc.asyncProperty(
         fc.array(lineArb, { minLength: 1, maxLength: 15 }),
         fc.boolean(),
         async (lines, loggedIn) => {
           const c = loggedIn ? await s.login() : await s.client();
+          sessions += 1;
           try {
             c.write(lines.map((l) => `${l}\r\n`).join(''));
             for (const _ of lines) {
@@ -54,9 +58,8 @@ describe('session robustness (property)', () => {
             assert.match(await c.command('NOOP'), loggedIn ? /^\+OK/ : /^-ERR/);
           } finally {
             c.close();
-            // Let the server release the maildrop lock before the next run logs in again.
-            for (let i = 0; i < 200 && s.store.locked.size > 0; i++)
-              await new Promise((r) => setTimeout(r, 2));
+            // The next run logs in again: wait until this session has ended (lock released).
+            await audit.until(() => audit.logouts >= sessions);
           }
         },
       ),

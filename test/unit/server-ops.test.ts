@@ -146,13 +146,19 @@ describe('operations', () => {
 
   it('graceful close lets an UPDATE in progress finish', async (t) => {
     const s = await startTestServer();
-    s.store.commitDelayMs = 300;
+    // The commit waits for the test, so close() surely meets the session in UPDATE.
+    const { entered, release } = holdCommits(s.store);
     const c = await s.login();
     await c.command('DELE 1');
     c.write('QUIT\r\n');
-    for (let i = 0; i < 100 && s.server.sessionCount === 0; i++) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, 50)); // QUIT has reached UPDATE
-    await s.server.close({ graceMs: 0 });
+    await entered;
+    const bystander = await s.client();
+    const closed = s.server.close({ graceMs: 0 });
+    // close() ends every session in one synchronous pass: once the bystander is told, the
+    // session in UPDATE has been asked to end too, and must have refused.
+    assert.match(await bystander.line(), /^-ERR \[SYS\/TEMP\] Server shutting down/);
+    release();
+    await closed;
     assert.match(await c.line(), /^\+OK .*1 messages deleted/);
     assert.equal(s.store.commits.length, 1);
     assert.equal(s.store.boxes.get('alice@example.test')!.length, 1);
@@ -165,3 +171,32 @@ describe('operations', () => {
     await assert.rejects(WireClient.connect(s.port));
   });
 });
+
+/**
+ * Makes every commit of `store` wait until `release()`; `entered` resolves when the first commit
+ * is waiting (the session is in UPDATE).
+ */
+function holdCommits(store: MemoryStore): { entered: Promise<void>; release: () => void } {
+  let enter!: () => void;
+  let release!: () => void;
+  const entered = new Promise<void>((resolve) => {
+    enter = resolve;
+  });
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const open = store.open.bind(store);
+  store.open = async (user) => {
+    const session = await open(user);
+    const commit = session.commit;
+    return {
+      ...session,
+      commit: async (...args: Parameters<typeof commit>) => {
+        enter();
+        await gate;
+        return commit(...args);
+      },
+    };
+  };
+  return { entered, release };
+}

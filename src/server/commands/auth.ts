@@ -6,6 +6,7 @@ import { decodeXOAuth2 } from '../../sasl/xoauth2.ts';
 import { errorChallenge, failureReason, failureText } from '../auth-failure.ts';
 import type { CommandContext } from '../context.ts';
 import type { ServerMechanism } from '../options.ts';
+import { PLAINTEXT_DISALLOWED } from '../plaintext-policy.ts';
 import type { CommandHandler } from '../registry.ts';
 
 /**
@@ -30,7 +31,7 @@ export const auth: CommandHandler = {
       return;
     }
     if (!ctx.credentialsAllowed) {
-      ctx.err('Authentication disallowed on non-secure connections; use STLS or pop3s first.', 'AUTH');
+      ctx.err(PLAINTEXT_DISALLOWED, 'AUTH');
       return;
     }
     const mechanism = offered.find((m) => m === name.toUpperCase());

@@ -1,3 +1,4 @@
+import { PLAINTEXT_DISALLOWED } from '../plaintext-policy.ts';
 import type { CommandHandler } from '../registry.ts';
 
 /** PASS string (RFC 1939 §7): the rest of the line is the password; checked by the backend. */
@@ -14,7 +15,7 @@ export const pass: CommandHandler = {
     const name = ctx.pendingUser;
     ctx.pendingUser = undefined;
     if (backend === undefined || !ctx.credentialsAllowed) {
-      ctx.err('Plaintext authentication disallowed on non-secure connections; use STLS first.', 'AUTH');
+      ctx.err(PLAINTEXT_DISALLOWED, 'AUTH');
       return;
     }
     if (name === undefined) {

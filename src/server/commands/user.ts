@@ -1,3 +1,4 @@
+import { PLAINTEXT_DISALLOWED } from '../plaintext-policy.ts';
 import type { CommandHandler } from '../registry.ts';
 
 /**
@@ -13,7 +14,7 @@ export const user: CommandHandler = {
   available: (ctx) => ctx.options.passwordBackend !== undefined,
   run(ctx, args) {
     if (!ctx.credentialsAllowed) {
-      ctx.err('Plaintext authentication disallowed on non-secure connections; use STLS first.', 'AUTH');
+      ctx.err(PLAINTEXT_DISALLOWED, 'AUTH');
       return;
     }
     ctx.pendingUser = args[0]!;
