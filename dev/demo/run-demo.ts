@@ -313,7 +313,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         `   Thunderbird: import ${ca.caCertPath} as a trusted CA; add a POP3 account ${USER}, server localhost, port ${popPort}, SSL/TLS, authentication OAuth2 (Thunderbird knows only its built-in providers' OAuth settings, so use mutt or curl for this local issuer)`,
       );
       say(
-        `   curl:  curl --cacert ${ca.caCertPath} --oauth2-bearer "$(popgate token print --account ${ACCOUNT} --force)" -u ${USER}: pop3s://localhost:${popPort}/`,
+        `   curl:  curl --cacert ${ca.caCertPath} --oauth2-bearer "$(popgate token print --account ${ACCOUNT})" -u ${USER}: pop3s://localhost:${popPort}/`,
       );
       say(`   metrics: http://127.0.0.1:${metricsPort}/metrics`);
       say('Press Ctrl-C to stop (the account stays logged in; nothing is removed).');
