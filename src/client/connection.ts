@@ -5,6 +5,8 @@
  * backpressure (the socket pauses while the consumer is slow), so a message is never buffered
  * whole. Any protocol breach, timeout or drop is fatal: every pending call is rejected typed.
  * The write side (command-writer.ts) and the body path (body-receiver.ts) are helpers it owns.
+ * It stays one file a little over 400 lines: the two queues and the socket state change together,
+ * and splitting them would spread one state machine over several modules.
  */
 import type net from 'node:net';
 import { Pop3Error } from '../errors.ts';

@@ -1,5 +1,5 @@
 /**
- * Pop3Client options, validated once at the door into a frozen copy (STYLE.md #6): unknown
+ * Pop3Client options, validated once at the door into a frozen copy (architecture.md R6): unknown
  * keys and bad values fail with the option's name; the caller's object is never mutated.
  */
 import { type ConfigError, Pop3Error } from '../errors.ts';
@@ -33,7 +33,7 @@ export interface Pop3ClientOptions {
   logger?: Logger;
   /** Aborting it closes the connection; every pending call ends with ERR_POP3_ABORTED. */
   signal?: AbortSignal;
-  /** Allow USER/PASS ({@link Pop3Client.loginWithPassword}); off by default (DESIGN.md: no passwords). */
+  /** Allow USER/PASS ({@link Pop3Client.loginWithPassword}); off by default (architecture.md practices 1-2: no passwords). */
   allowPasswordLogin?: boolean;
   /**
    * How RETR sizes are checked against LIST: `strict` (default) fails the stream with

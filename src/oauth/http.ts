@@ -1,5 +1,5 @@
 /**
- * HTTP for the OAuth client side: the endpoint policy (RFC 9700 §2.6 / DESIGN.md practice 8: https
+ * HTTP for the OAuth client side: the endpoint policy (RFC 9700 §2.6 / architecture.md practice 8: https
  * only, `http://` only to a loopback host behind an explicit flag) and a fetch that trusts an
  * extra CA. Node's global fetch cannot take a CA per request and undici is not importable, so a
  * custom CA goes through a tiny fetch over `node:https`; oauth4webapi takes it as `customFetch`.

@@ -1,6 +1,6 @@
 /**
  * Options of {@link createPop3Server}, validated once at the door into a frozen copy
- * (STYLE.md §6): unknown keys and bad values fail with the option's name.
+ * (architecture.md R6): unknown keys and bad values fail with the option's name.
  */
 import type { TokenValidator } from '../auth/types.ts';
 import { isLoopbackHost } from '../internal/loopback.ts';
