@@ -1,6 +1,6 @@
 /**
  * The one options checker behind every options resolver (client, server, validator, Maildir
- * store) and the config loader (STYLE.md §6, undici's habit): an unknown key fails naming it, with
+ * store) and the config loader (architecture.md R6, undici's habit): an unknown key fails naming it, with
  * the closest known key as a "did you mean" hint; a bad value fails naming the key and what it
  * must be. Every failure is a {@link ConfigError} carrying `key`; each resolver keeps its own
  * wording and code through an {@link OptionsSubject}.
