@@ -13,6 +13,7 @@ import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/p
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import type { JWTPayload } from 'jose';
 import { createDevCa } from '../../dev/certs.ts';
@@ -437,4 +438,19 @@ async function stopChild(proc: ChildProcess): Promise<void> {
   }, 10_000);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * One Dovecot for a whole test file: started on first use (a file whose tests all skip starts
+ * none) and stopped after the file's tests. Call it at the top level of the test file.
+ */
+export function sharedDovecot(options: StartDovecotOptions = {}): () => Promise<DovecotInstance> {
+  let shared: Promise<DovecotInstance> | undefined;
+  after(async () => {
+    if (shared) await (await shared).stop();
+  });
+  return () => {
+    shared ??= startDovecot(options);
+    return shared;
+  };
 }

@@ -7,9 +7,9 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { type DovecotInstance, startDovecot } from '../helpers/dovecot.ts';
+import { sharedDovecot } from '../helpers/dovecot.ts';
 import { prepare } from '../helpers/fetch-crash.ts';
 import { requirePeer } from '../helpers/peers.ts';
 
@@ -146,15 +146,11 @@ test('serve names both TLS files when neither can be read', async (t) => {
   );
 });
 
-let shared: Promise<DovecotInstance> | undefined;
-after(async () => {
-  if (shared) await (await shared).stop();
-});
+const dovecot = sharedDovecot({ users: ['watch@example.test'] });
 
 test('Ctrl-C while --watch waits for the next round says it stops, not that it finishes a message', async (t) => {
   if (!requirePeer(t, 'dovecot')) return;
-  shared ??= startDovecot({ users: ['watch@example.test'] });
-  const d = await shared;
+  const d = await dovecot();
   const e = await prepare(t, d, 'watch@example.test', d.popsPort);
   const args = e.args.filter((a) => a !== '--json' && a !== '--delete');
   const child = spawn(process.execPath, [BIN, ...args, '--watch', '--every', '10m'], {

@@ -6,24 +6,17 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { createDevCa } from '../../dev/certs.ts';
 import { missingPop3Scopes } from '../../src/cli/commands/doctor.ts';
 import type { CliContext } from '../../src/cli/context.ts';
 import { main } from '../../src/cli/main.ts';
 import { resolvePaths } from '../../src/cli/paths.ts';
-import { type DovecotInstance, startDovecot } from '../helpers/dovecot.ts';
+import { type DovecotInstance, sharedDovecot } from '../helpers/dovecot.ts';
 import { requirePeer } from '../helpers/peers.ts';
 
 const USER = 'doctor@example.test';
-let shared: Promise<DovecotInstance> | undefined;
-function dovecot(): Promise<DovecotInstance> {
-  shared ??= startDovecot({ users: [USER] });
-  return shared;
-}
-after(async () => {
-  if (shared) await (await shared).stop();
-});
+const dovecot = sharedDovecot({ users: [USER] });
 
 async function run(
   t: { after(fn: () => Promise<void>): void },

@@ -5,21 +5,14 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { createDevCa } from '../../dev/certs.ts';
-import { type DovecotInstance, startDovecot } from '../helpers/dovecot.ts';
+import { sharedDovecot } from '../helpers/dovecot.ts';
 import { prepare, runToEnd } from '../helpers/fetch-crash.ts';
 import { requirePeer } from '../helpers/peers.ts';
 
 const USER = 'tls-faults@example.test';
-let shared: Promise<DovecotInstance> | undefined;
-function dovecot(): Promise<DovecotInstance> {
-  shared ??= startDovecot({ users: [USER] });
-  return shared;
-}
-after(async () => {
-  if (shared) await (await shared).stop();
-});
+const dovecot = sharedDovecot({ users: [USER] });
 
 /** The fetch command line of `prepare`, with `--ca` and `--port` replaced and `--tls` set. */
 function withArgs(args: string[], changes: { ca?: string | null; port?: number; tls?: string }): string[] {
