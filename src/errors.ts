@@ -83,6 +83,10 @@ export const ERROR_CODES = {
   // --- Server (ERR_SERVER_*) ---
   ERR_SERVER_CONFIG: 'the server configuration is invalid',
   ERR_SERVER_TLS: 'the server TLS certificate or key could not be loaded',
+  // --- Proxy (ERR_PROXY_*) ---
+  ERR_PROXY_CONFIG: 'the proxy configuration is invalid (e.g. a non-loopback listener without local TLS)',
+  ERR_PROXY_PASSWORD_FILE: 'the app-password file could not be read or written, or is not private',
+  ERR_PROXY_PASSWORD_UNKNOWN: 'no app password with that id or label exists for the account',
   // --- Configuration and CLI (ERR_CONFIG_*) ---
   ERR_CONFIG_INVALID: 'a configuration value is invalid',
   ERR_CONFIG_UNKNOWN_KEY: 'the configuration names a key that does not exist',

@@ -34,6 +34,9 @@ export function exitCodeFor(error: unknown): ExitCode {
     case 'ERR_POP3_PLAINTEXT_REFUSED':
     case 'ERR_SERVER_CONFIG':
     case 'ERR_SERVER_TLS':
+    case 'ERR_PROXY_CONFIG':
+    case 'ERR_PROXY_PASSWORD_FILE':
+    case 'ERR_PROXY_PASSWORD_UNKNOWN':
     case 'ERR_TOKEN_STORE_PERMISSIONS':
     case 'ERR_TOKEN_STORE_KEY':
       return EXIT.CONFIG;

@@ -23,4 +23,27 @@
  * server/limits.ts (LoginThrottle, ConnectionCounter), protocol/ (line reader, status lines with
  * CR/LF checks, dot-stuffing), internal/loopback.ts and internal/durable-fs.ts.
  */
-export {};
+export type { AppPasswordInfo, CreatedAppPassword } from './app-passwords.ts';
+export { AppPasswordStore, normalizeAppPassword, SCRYPT_PARAMS } from './app-passwords.ts';
+export type {
+  ProxyAuditEvent,
+  ProxyAuditSink,
+  ProxyLoginFailEvent,
+  ProxyLoginOkEvent,
+  ProxyLogoutEvent,
+} from './audit.ts';
+export { createProxyAuditSink } from './audit.ts';
+export type { ProxyMetrics } from './metrics.ts';
+export { createProxyMetrics } from './metrics.ts';
+export type {
+  LocalPasswordCheck,
+  Pop3ProxyOptions,
+  ProxyAccount,
+  ProxyLimits,
+  UpstreamSettings,
+} from './options.ts';
+export { DEFAULT_PROXY_LIMITS } from './options.ts';
+export type { Pop3Proxy, ProxyListenerAddress } from './proxy.ts';
+export { createPop3Proxy } from './proxy.ts';
+export type { SelfSignedFiles } from './self-signed.ts';
+export { buildSelfSigned, ensureSelfSigned } from './self-signed.ts';
