@@ -362,6 +362,13 @@ export const PROXY_SETTINGS: readonly ProxySettingSpec[] = [
     description: 'wrong passwords in one session before it is closed',
   },
   {
+    key: 'failed_login_delay_ms',
+    type: 'integer',
+    defaultValue: 1000,
+    description:
+      'delay before answering a wrong password; it doubles with each recent failure from the same address or for the same account, up to 15 s',
+  },
+  {
     key: 'idle_timeout_seconds',
     type: 'integer',
     defaultValue: 600,

@@ -248,6 +248,7 @@ async function runProxy(flags: ProxyFlags, ctx: CliContext): Promise<void> {
       maxConnectionsPerIp: table.max_connections_per_ip as number,
       maxConnectionsPerAccount: table.max_connections_per_account as number,
       maxFailedLoginsPerSession: table.max_failed_logins as number,
+      failedLoginDelayMs: table.failed_login_delay_ms as number,
       idleTimeoutMs: (table.idle_timeout_seconds as number) * 1000,
     },
     logger: logger.child?.({ part: 'proxy' }) ?? logger,
