@@ -274,6 +274,8 @@ async function runProxy(flags: ProxyFlags, ctx: CliContext): Promise<void> {
   const grace = (table.shutdown_grace_seconds as number) * 1000;
   await new Promise<void>((resolve) => {
     const onHup = () => {
+      // Without local TLS there is nothing to reload; SIGHUP must still not end the process.
+      if (tls === undefined) return logger.info({}, 'SIGHUP: no local TLS to reload');
       proxy
         .reloadTls()
         .catch((error) =>
@@ -294,7 +296,7 @@ async function runProxy(flags: ProxyFlags, ctx: CliContext): Promise<void> {
           resolve();
         });
     };
-    if (tls !== undefined) process.on('SIGHUP', onHup);
+    process.on('SIGHUP', onHup);
     process.on('SIGTERM', onStop);
     process.on('SIGINT', onStop);
   });
