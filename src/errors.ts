@@ -89,6 +89,10 @@ export const ERROR_CODES = {
   // --- Server (ERR_SERVER_*) ---
   ERR_SERVER_CONFIG: 'the server configuration is invalid',
   ERR_SERVER_TLS: 'the server TLS certificate or key could not be loaded',
+  // --- Proxy (ERR_PROXY_*) ---
+  ERR_PROXY_CONFIG: 'the proxy configuration is invalid (e.g. a non-loopback listener without local TLS)',
+  ERR_PROXY_PASSWORD_FILE: 'the app-password file could not be read or written, or is not private',
+  ERR_PROXY_PASSWORD_UNKNOWN: 'no app password with that id or label exists for the account',
   // --- Configuration and CLI (ERR_CONFIG_*) ---
   ERR_CONFIG_USAGE:
     'the command line asks for something the command does not do (a flag or combination it refuses)',

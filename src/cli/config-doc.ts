@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { envNameFor, flagNameFor } from './config.ts';
-import { ACCOUNT_SETTINGS, type SettingSpec } from './config-schema.ts';
+import { ACCOUNT_SETTINGS, PROXY_SETTINGS, type SettingSpec } from './config-schema.ts';
 
 const GROUP_TITLES: Record<SettingSpec['group'], string> = {
   identity: 'Account',
@@ -55,7 +55,8 @@ client_id = "00000000-0000-0000-0000-000000000000"
 to = "maildir:~/Mail/work"
 \`\`\`
 
-The \`[server]\` table configures \`popgate serve\`; see [server.md](server.md).
+The \`[server]\` table configures \`popgate serve\`; see [server.md](server.md). The \`[proxy]\`
+table configures \`popgate proxy\` (below); see [proxy.md](proxy.md).
 `;
   for (const group of Object.keys(GROUP_TITLES) as SettingSpec['group'][]) {
     out += `\n## ${GROUP_TITLES[group]}\n\n| key | type | env var | flag | default | meaning |\n|---|---|---|---|---|---|\n`;
@@ -63,6 +64,24 @@ The \`[server]\` table configures \`popgate serve\`; see [server.md](server.md).
       const def = spec.defaultValue === undefined ? '' : `\`${String(spec.defaultValue)}\``;
       out += `| \`${spec.key}\` | ${typeLabel(spec)} | \`${envNameFor(spec)}\` | ${flagCell(program, spec)} | ${def} | ${spec.description} |\n`;
     }
+  }
+  out += `\n## Proxy (\`[proxy]\` table)\n\nRead by \`popgate proxy\`; see [proxy.md](proxy.md).\n\n| key | type | default | meaning |\n|---|---|---|---|\n`;
+  for (const spec of PROXY_SETTINGS) {
+    const def =
+      spec.defaultValue === undefined
+        ? ''
+        : `\`${Array.isArray(spec.defaultValue) ? JSON.stringify(spec.defaultValue) : String(spec.defaultValue)}\``;
+    const type = spec.type === 'enum' ? (spec.values ?? []).map((v) => `\`${v}\``).join(' \\| ') : spec.type;
+    out += `| \`${spec.key}\` | ${type} | ${def} | ${spec.description} |\n`;
+  }
+  out += `\n## Proxy (\`[proxy]\` table)\n\nRead by \`popgate proxy\`; see [proxy.md](proxy.md).\n\n| key | type | default | meaning |\n|---|---|---|---|\n`;
+  for (const spec of PROXY_SETTINGS) {
+    const def =
+      spec.defaultValue === undefined
+        ? ''
+        : `\`${Array.isArray(spec.defaultValue) ? JSON.stringify(spec.defaultValue) : String(spec.defaultValue)}\``;
+    const type = spec.type === 'enum' ? (spec.values ?? []).map((v) => `\`${v}\``).join(' \\| ') : spec.type;
+    out += `| \`${spec.key}\` | ${type} | ${def} | ${spec.description} |\n`;
   }
   return out;
 }

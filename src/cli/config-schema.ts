@@ -31,6 +31,7 @@ export interface AccountConfig {
   readonly name: string;
   readonly provider: ProviderId;
   readonly user: string;
+  readonly localUser?: string;
   readonly issuer?: string;
   readonly authorizationEndpoint?: string;
   readonly tokenEndpoint?: string;
@@ -67,6 +68,14 @@ export const ACCOUNT_SETTINGS: readonly SettingSpec[] = [
     type: 'string',
     group: 'identity',
     description: 'mailbox login name (usually the email address); the SASL user',
+  },
+  {
+    key: 'local_user',
+    property: 'localUser',
+    type: 'string',
+    group: 'identity',
+    description:
+      'login name legacy clients use at `popgate proxy` for this account (default: `user`); see docs/proxy.md',
   },
   {
     key: 'provider',
@@ -282,4 +291,105 @@ export const ACCOUNT_SETTINGS: readonly SettingSpec[] = [
 ];
 
 /** Top-level keys of the config file besides `[accounts.NAME]` tables. */
-export const TOP_LEVEL_KEYS = ['accounts', 'server'] as const;
+export const TOP_LEVEL_KEYS = ['accounts', 'server', 'proxy'] as const;
+
+/** One key of the `[proxy]` table (`popgate proxy`, docs/proxy.md). */
+export interface ProxySettingSpec {
+  readonly key: string;
+  readonly type: SettingType;
+  readonly values?: readonly string[];
+  readonly description: string;
+  readonly defaultValue?: string | number | boolean | readonly string[];
+}
+
+/** The `[proxy]` table; `popgate proxy` validates it against this list and docs are generated from it. */
+export const PROXY_SETTINGS: readonly ProxySettingSpec[] = [
+  {
+    key: 'listen',
+    type: 'string[]',
+    defaultValue: ['pop3://127.0.0.1:1110'],
+    description:
+      'local listeners: `pop3://HOST:PORT` (plaintext, STLS offered when there is TLS) or `pop3s://HOST:PORT` (implicit TLS); a non-loopback HOST needs local TLS',
+  },
+  {
+    key: 'accounts',
+    type: 'string[]',
+    description: 'the accounts this proxy serves (default: every configured account)',
+  },
+  {
+    key: 'tls_cert',
+    type: 'path',
+    description: 'local TLS certificate chain (PEM) for STLS and pop3s; reloaded on SIGHUP',
+  },
+  { key: 'tls_key', type: 'path', description: 'local TLS private key (PEM)' },
+  {
+    key: 'self_signed',
+    type: 'boolean',
+    defaultValue: true,
+    description:
+      'without `tls_cert`: create (once) and use a self-signed certificate in the data directory, printing its path and SHA-256 fingerprint',
+  },
+  {
+    key: 'plaintext_loopback',
+    type: 'boolean',
+    defaultValue: true,
+    description:
+      'accept USER/PASS and AUTH PLAIN without TLS when both the listener and the client are on loopback',
+  },
+  {
+    key: 'max_connections',
+    type: 'integer',
+    defaultValue: 500,
+    description: 'local connections open at once, in total',
+  },
+  {
+    key: 'max_connections_per_ip',
+    type: 'integer',
+    defaultValue: 50,
+    description: 'local connections open at once from one client address',
+  },
+  {
+    key: 'max_connections_per_account',
+    type: 'integer',
+    defaultValue: 4,
+    description:
+      'upstream sessions open at once per account (Microsoft allows few concurrent POP sessions per mailbox); more get `-ERR [IN-USE]`',
+  },
+  {
+    key: 'max_failed_logins',
+    type: 'integer',
+    defaultValue: 3,
+    description: 'wrong passwords in one session before it is closed',
+  },
+  {
+    key: 'failed_login_delay_ms',
+    type: 'integer',
+    defaultValue: 1000,
+    description:
+      'delay before answering a wrong password; it doubles with each recent failure from the same address or for the same account, up to 15 s',
+  },
+  {
+    key: 'idle_timeout_seconds',
+    type: 'integer',
+    defaultValue: 600,
+    description: 'a local session idle this long is closed (RFC 1939: at least 600)',
+  },
+  {
+    key: 'metrics',
+    type: 'string',
+    description: 'serve Prometheus `/metrics` and `/healthz` on HOST:PORT (keep it on 127.0.0.1)',
+  },
+  {
+    key: 'shutdown_grace_seconds',
+    type: 'integer',
+    defaultValue: 30,
+    description: 'on SIGTERM, how long sessions may finish before they are ended',
+  },
+  {
+    key: 'log_level',
+    type: 'enum',
+    values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    defaultValue: 'info',
+    description: 'pino log level',
+  },
+];

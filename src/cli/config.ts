@@ -3,7 +3,13 @@ import { homedir } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
 import { ConfigError } from '../errors.ts';
 import { suggestKey } from '../internal/options.ts';
-import { ACCOUNT_SETTINGS, type AccountConfig, type SettingSpec, TOP_LEVEL_KEYS } from './config-schema.ts';
+import {
+  ACCOUNT_SETTINGS,
+  type AccountConfig,
+  PROXY_SETTINGS,
+  type SettingSpec,
+  TOP_LEVEL_KEYS,
+} from './config-schema.ts';
 import type { CliContext } from './context.ts';
 
 export type { AccountConfig } from './config-schema.ts';
@@ -15,6 +21,8 @@ export interface PopgateConfig {
   readonly accounts: ReadonlyMap<string, AccountConfig>;
   /** The raw `[server]` table; `popgate serve` validates it against the server's own options. */
   readonly server: Readonly<Record<string, unknown>> | undefined;
+  /** The `[proxy]` table, validated against PROXY_SETTINGS (snake_case keys, defaults applied). */
+  readonly proxy: Readonly<Record<string, unknown>> | undefined;
 }
 
 const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -27,7 +35,7 @@ export async function loadConfig(ctx: Pick<CliContext, 'paths' | 'env'>): Promis
     text = await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      return Object.freeze({ path: undefined, accounts: new Map(), server: undefined });
+      return Object.freeze({ path: undefined, accounts: new Map(), server: undefined, proxy: undefined });
     }
     throw new ConfigError(
       'ERR_CONFIG_INVALID',
@@ -76,7 +84,7 @@ export function parseConfig(text: string, path: string): PopgateConfig {
     if (!(TOP_LEVEL_KEYS as readonly string[]).includes(key)) {
       throw new ConfigError(
         'ERR_CONFIG_UNKNOWN_KEY',
-        `${path}: unknown key "${key}" (expected [accounts.NAME] or [server])`,
+        `${path}: unknown key "${key}" (expected [accounts.NAME], [server] or [proxy])`,
         { key },
       );
     }
@@ -102,11 +110,41 @@ export function parseConfig(text: string, path: string): PopgateConfig {
   if (server !== undefined && !isTable(server)) {
     throw new ConfigError('ERR_CONFIG_INVALID', `${path}: "server" must be a table`, { key: 'server' });
   }
+  const proxy = raw.proxy;
+  if (proxy !== undefined && !isTable(proxy)) {
+    throw new ConfigError('ERR_CONFIG_INVALID', `${path}: "proxy" must be a table`, { key: 'proxy' });
+  }
   return Object.freeze({
     path,
     accounts,
     server: server === undefined ? undefined : Object.freeze({ ...server }),
+    proxy: proxy === undefined ? undefined : validateProxyTable(proxy, `${path}: proxy`),
   });
+}
+
+/** Validates a `[proxy]` table against PROXY_SETTINGS; unknown keys name themselves. */
+export function validateProxyTable(
+  table: Record<string, unknown>,
+  where = 'proxy',
+): Readonly<Record<string, unknown>> {
+  const known = new Map(PROXY_SETTINGS.map((spec) => [spec.key, spec]));
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(table)) {
+    const spec = known.get(key);
+    if (!spec) {
+      const hint = suggestKey(key, known.keys());
+      throw new ConfigError(
+        'ERR_CONFIG_UNKNOWN_KEY',
+        `${where}: unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`,
+        { key: `proxy.${key}` },
+      );
+    }
+    out[key] = coerce(spec, value, where);
+  }
+  for (const spec of PROXY_SETTINGS) {
+    if (out[spec.key] === undefined && spec.defaultValue !== undefined) out[spec.key] = spec.defaultValue;
+  }
+  return Object.freeze(out);
 }
 
 /**
@@ -173,7 +211,7 @@ export function validateAccount(
   return Object.freeze(out) as unknown as AccountConfig;
 }
 
-function coerce(spec: SettingSpec, value: unknown, where: string): unknown {
+function coerce(spec: Pick<SettingSpec, 'key' | 'type' | 'values'>, value: unknown, where: string): unknown {
   const fail = (expected: string): never => {
     throw new ConfigError('ERR_CONFIG_INVALID', `${where}: "${spec.key}" must be ${expected}`, {
       key: spec.key,

@@ -39,6 +39,9 @@ export function exitCodeFor(error: unknown): ExitCode {
     case 'ERR_POP3_TLS_UNTRUSTED':
     case 'ERR_POP3_WRONG_TLS_MODE':
     case 'ERR_OAUTH_TLS_UNTRUSTED':
+    case 'ERR_PROXY_CONFIG':
+    case 'ERR_PROXY_PASSWORD_FILE':
+    case 'ERR_PROXY_PASSWORD_UNKNOWN':
     case 'ERR_TOKEN_STORE_PERMISSIONS':
     case 'ERR_TOKEN_STORE_KEY':
       return EXIT.CONFIG;

@@ -26,6 +26,12 @@ export interface AuthenticateOptions {
   user: string;
   /** Access token (or, for PLAIN only, a password) as a string or an async provider. */
   token: string | TokenProvider;
+  /**
+   * Always send the initial response on its own line after `AUTH mech` and the server's `+`
+   * (RFC 5034 §4 "two-step"), even when it would fit on the command line. Exchange Online
+   * documents POP3 XOAUTH2 only in this form. Default: inline when it fits in 255 octets.
+   */
+  twoStep?: boolean;
   signal?: AbortSignal | undefined;
 }
 
@@ -68,6 +74,7 @@ export async function saslLogin(
       mechanism,
       initialResponse,
       secrets: earlier === undefined ? [token] : [token, earlier],
+      twoStep: options.twoStep === true,
       signal: options.signal,
       maxSaslResponse: settings.limits.maxSaslResponse,
     });

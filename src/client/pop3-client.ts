@@ -265,6 +265,13 @@ export class Pop3Client extends EventEmitter {
     return lines.map(parseUniqueIdListing);
   }
 
+  /** UIDL n (RFC 1939 §7): one message's unique id. */
+  async uidlOne(n: number, options: CallOptions = {}): Promise<UniqueIdListing> {
+    this.#assertState('transaction');
+    const status = (await this.#send('UIDL', [checkNumber(n)], 'status', options)) as Pop3StatusResponse;
+    return parseUniqueIdListing(status.text);
+  }
+
   /**
    * RETR (RFC 1939 §5): resolves when the server says +OK with a Readable of the message,
    * dot-unstuffed, streamed with backpressure. Its octets are checked against LIST (or the

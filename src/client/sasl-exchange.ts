@@ -25,6 +25,8 @@ export interface SaslExchange {
   initialResponse: string;
   /** The raw secrets (this token, and an earlier one on a retry), scrubbed from any server text. */
   secrets: readonly string[];
+  /** Never inline: `AUTH mech`, then the response after the server's `+`. */
+  twoStep?: boolean;
   signal?: AbortSignal | undefined;
   maxSaslResponse: number;
 }
@@ -49,7 +51,7 @@ export async function runSaslExchange(conn: Connection, exchange: SaslExchange):
   try {
     const inlineLength = `AUTH ${mechanism} ${initialResponse}\r\n`.length;
     let response: Pop3Response;
-    if (inlineLength <= MAX_INLINE_AUTH) {
+    if (inlineLength <= MAX_INLINE_AUTH && exchange.twoStep !== true) {
       response = await sendRaw(
         conn,
         serializeCommand('AUTH', [mechanism, initialResponse], MAX_INLINE_AUTH),

@@ -111,11 +111,12 @@ export interface MetricsListener {
 }
 
 /**
- * Serves `GET /metrics` (Prometheus text format) and `GET /healthz` (`ok` while `healthy()`
- * is true, else 503). Binds 127.0.0.1 unless told otherwise.
+ * Serves `GET /metrics` (Prometheus text format) of any registry (the server's, the proxy's)
+ * and `GET /healthz` (`ok` while `healthy()` is true, else 503). Binds 127.0.0.1 unless told
+ * otherwise.
  */
 export async function startMetricsListener(
-  metrics: ServerMetrics,
+  metrics: Pick<ServerMetrics, 'registry'>,
   options: { host?: string; port: number; healthy?: () => boolean },
 ): Promise<MetricsListener> {
   const healthy = options.healthy ?? (() => true);

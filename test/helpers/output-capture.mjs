@@ -4,7 +4,8 @@
 // - the stderr (logs, error messages) of every child running popgate code: `popgate` CLI
 //   children (pino of `popgate serve`, CLI errors), node children and the demo (`npm start`),
 //   spawned with a pipe; and the stdout of popgate CLI children and the demo, except
-//   `popgate token print`, whose stdout is the token by design. Third-party peers (curl, mutt, python3, ...) are left out: their traces
+//   `popgate token print` and `popgate proxy passwords add`, whose stdout is the token or the
+//   new app password by design. Third-party peers (curl, mutt, python3, ...) are left out: their traces
 //   echo the credentials the test handed them (`curl -v` prints the AUTH line it sent).
 //   The tee wraps the stream's `push`, so the test still reads every byte, in order, in
 //   whatever mode it reads;
@@ -37,7 +38,9 @@ function install(logDir) {
       // `npm start` is the demo: popgate's own narrative on stdout.
       const popgate = args.some((arg) => arg.endsWith('bin/popgate.js')) || command === 'npm';
       const node = options?.file === process.execPath || command === 'node' || command === 'npm';
-      const tokenPrint = args.includes('token') && args.includes('print');
+      const tokenPrint =
+        (args.includes('token') && args.includes('print')) ||
+        (args.includes('passwords') && args.includes('add'));
       if (popgate || node) {
         tee(this.stderr, join(logDir, `child-${pid}-${n}-stderr.log`), `${command} stderr (${testFile})`);
       }

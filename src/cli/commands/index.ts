@@ -6,6 +6,7 @@ import { registerFetch } from './fetch.ts';
 import { registerInit } from './init.ts';
 import { registerLogin } from './login.ts';
 import { registerLogout } from './logout.ts';
+import { registerProxy } from './proxy.ts';
 import { registerServe } from './serve.ts';
 import { registerToken } from './token.ts';
 
@@ -19,6 +20,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerDoctor,
   registerDeliver,
   registerServe,
+  registerProxy,
 ];
 
 /**
