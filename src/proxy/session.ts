@@ -80,7 +80,13 @@ export class ProxySession implements ProxyContext {
     this.#writer = new AnswerWriter(socket, {
       hasQueuedInput: () => this.#input.buffered > 0,
       closing: () => this.#closing,
-      onDrain: () => this.#input.touch(),
+      // The server's output bound (architecture.md R7): a client that does not read its
+      // answers gets no more of its input read or parsed, and only reading resets its idle timer.
+      onStall: () => this.#input.hold(),
+      onRoom: () => {
+        this.#input.release();
+        this.#input.touch();
+      },
     });
     this.#input = new SessionInput(
       socket,
@@ -213,6 +219,9 @@ export class ProxySession implements ProxyContext {
     try {
       this.ok(options.greeting);
       for (;;) {
+        const room = this.#writer.waitForRoom();
+        if (room !== undefined) await room;
+        if (this.#closing) break;
         const line = await this.#nextLine();
         if (line === undefined) break;
         this.#busy = true;
@@ -233,6 +242,12 @@ export class ProxySession implements ProxyContext {
           this.stats.commands >= options.limits.maxCommandsPerSession
         ) {
           this.err('Too many commands; closing');
+          this.end('limit');
+          break;
+        }
+        // Before login every command so far was a pre-login one: the server's small cap applies.
+        if (this.#state === 'AUTHORIZATION' && this.stats.commands >= options.limits.maxCommandsBeforeLogin) {
+          this.err('Too many commands before login; closing.');
           this.end('limit');
           break;
         }
