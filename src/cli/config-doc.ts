@@ -1,6 +1,11 @@
 import type { Command } from 'commander';
 import { envNameFor, flagNameFor } from './config.ts';
-import { ACCOUNT_SETTINGS, type SettingSpec } from './config-schema.ts';
+import {
+  ACCOUNT_SETTINGS,
+  SERVER_ISSUER_SETTINGS,
+  type ServerIssuerSettingSpec,
+  type SettingSpec,
+} from './config-schema.ts';
 
 const GROUP_TITLES: Record<SettingSpec['group'], string> = {
   identity: 'Account',
@@ -9,7 +14,7 @@ const GROUP_TITLES: Record<SettingSpec['group'], string> = {
   fetch: 'Fetching',
 };
 
-function typeLabel(spec: SettingSpec): string {
+function typeLabel(spec: Pick<SettingSpec, 'values'> & { type: string }): string {
   if (spec.type === 'enum') return (spec.values ?? []).map((v) => `\`${v}\``).join(' \\| ');
   return spec.type;
 }
@@ -64,5 +69,17 @@ The \`[server]\` table configures \`popgate serve\`; see [server.md](server.md).
       out += `| \`${spec.key}\` | ${typeLabel(spec)} | \`${envNameFor(spec)}\` | ${flagCell(program, spec)} | ${def} | ${spec.description} |\n`;
     }
   }
+  out += `\n## Server issuers (\`[[server.issuers]]\`)\n\nEach \`[[server.issuers]]\` table of \`popgate serve\` is one trusted issuer (see [server-auth.md](server-auth.md)). The flag column is the single-issuer flags form.\n\n| key | type | flag | default | meaning |\n|---|---|---|---|---|\n`;
+  for (const spec of SERVER_ISSUER_SETTINGS) {
+    out += `| \`${spec.key}\` | ${typeLabel(spec)} | ${serverFlagCell(program, spec)} | ${spec.defaultValue === undefined ? '' : `\`${String(spec.defaultValue)}\``} | ${spec.description} |\n`;
+  }
   return out;
+}
+
+function serverFlagCell(program: Command, spec: ServerIssuerSettingSpec): string {
+  if (spec.flag === undefined) return '—';
+  if (!commandsAccepting(program, spec.flag).includes('serve')) {
+    throw new Error(`config-schema: popgate serve has no ${spec.flag} flag for ${spec.key}`);
+  }
+  return `\`${spec.flag}\``;
 }
