@@ -155,7 +155,18 @@ export class IssuerHttp {
    * Sends the request and reads the whole answer, at most {@link MAX_RESPONSE_BYTES}. Network and
    * TLS errors, timeouts, redirects and oversize bodies throw {@link HttpFailure}.
    */
-  request(url: URL, request: HttpRequest): Promise<HttpResponse> {
+  async request(url: URL, request: HttpRequest): Promise<HttpResponse> {
+    try {
+      return await this.#send(url, request);
+    } catch (error) {
+      // A pooled connection the server closed while it sat idle fails at once with ECONNRESET:
+      // the request never reached it, so one retry on a fresh connection is safe (Node's advice).
+      if (!(error instanceof StaleConnection)) throw error;
+      return this.#send(url, request);
+    }
+  }
+
+  #send(url: URL, request: HttpRequest): Promise<HttpResponse> {
     const timeout = AbortSignal.timeout(request.timeoutMs);
     const signal = request.signal ? AbortSignal.any([timeout, request.signal]) : timeout;
     const body = request.form === undefined ? undefined : Buffer.from(request.form.toString());
@@ -188,6 +199,7 @@ export class IssuerHttp {
           : {}),
       });
       let failed = false;
+      let responded = false;
       const fail = (failure: HttpFailure) => {
         if (failed) return;
         failed = true;
@@ -200,8 +212,15 @@ export class IssuerHttp {
         req.destroy(failure);
       };
       signal.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (error) => fail(error instanceof HttpFailure ? error : networkFailure(error, url)));
+      req.on('error', (error) => {
+        if (req.reusedSocket && (error as { code?: unknown }).code === 'ECONNRESET' && !responded) {
+          fail(new StaleConnection(networkFailure(error, url)));
+          return;
+        }
+        fail(error instanceof HttpFailure ? error : networkFailure(error, url));
+      });
       req.on('response', (res) => {
+        responded = true;
         const status = res.statusCode ?? 0;
         if (status >= 300 && status < 400) {
           res.resume();
@@ -274,6 +293,13 @@ export class IssuerHttp {
   close(): void {
     this.#https.destroy();
     this.#http.destroy();
+  }
+}
+
+/** A request lost on a pooled connection the server had closed; retried once. */
+class StaleConnection extends HttpFailure {
+  constructor(failure: HttpFailure) {
+    super(failure.message, undefined, (failure as { cause?: unknown }).cause, failure.hint);
   }
 }
 

@@ -1,7 +1,9 @@
 /**
  * Options of the token validator, validated once into a frozen configuration (STYLE.md 6):
  * the caller's object is never kept or mutated, an unknown option fails naming it
- * (`issuers[1].audiance`), a missing or malformed one fails naming it too.
+ * (`issuers[1].audiance`), a missing or malformed one fails naming it too. Over 400 lines
+ * (architecture.md R1) because the public option types and their TSDoc sit next to the one
+ * resolver that checks them; the issuer scope rules live in issuer-scope.ts, the CA check in ca.ts.
  */
 import { isAbsolute } from 'node:path';
 import { ConfigError } from '../errors.ts';

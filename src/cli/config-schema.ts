@@ -1,7 +1,8 @@
 /**
  * The one schema of popgate's per-account configuration. The loader validates against it, the
  * CLI derives flags and env vars from it, and docs/configuration.md is generated from it, so the
- * three cannot drift (`npm run docs:config`).
+ * three cannot drift (`npm run docs:config`). It also lists the keys of `popgate serve`'s
+ * `[[server.issuers]]` tables. Over 400 lines (architecture.md R1): it is data, one entry per key.
  */
 
 export type SettingType = 'string' | 'integer' | 'boolean' | 'string[]' | 'enum' | 'path';

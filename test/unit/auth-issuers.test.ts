@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose';
+import { IssuerHttp } from '../../src/auth/http.ts';
 import { createTokenValidator, type IssuerOptions, resolveValidatorOptions } from '../../src/auth/index.ts';
 import { ConfigError, TokenValidationError } from '../../src/errors.ts';
 import { createPop3Server } from '../../src/server/server.ts';
@@ -306,5 +307,36 @@ describe('a JWKS body is read through the 1 MiB cap', () => {
     await c.line();
     assert.match(await c.command(`AUTH XOAUTH2 ${xoauth2('alice@a.test', token)}`), /^-ERR \[SYS\/TEMP\] /);
     assert.ok(fetches >= 1);
+  });
+});
+
+describe("the issuer's HTTP client", () => {
+  test('a pooled connection the server dropped is retried once on a fresh one', async (t) => {
+    // The server answers the first request of each connection and drops the connection when a
+    // second request arrives on it: the client's reused socket fails with ECONNRESET.
+    const perSocket = new WeakMap<object, number>();
+    let requests = 0;
+    const idp = createServer((req, res) => {
+      requests++;
+      const n = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, n);
+      if (n > 1) {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ n: requests }));
+    });
+    await new Promise<void>((resolve) => idp.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      idp.closeAllConnections();
+      idp.close();
+    });
+    const url = new URL(`http://127.0.0.1:${(idp.address() as AddressInfo).port}/x`);
+    const http = new IssuerHttp(undefined);
+    t.after(() => http.close());
+    assert.deepEqual((await http.json(url, { method: 'GET', timeoutMs: 5000 })).body, { n: 1 });
+    assert.deepEqual((await http.json(url, { method: 'GET', timeoutMs: 5000 })).body, { n: 3 });
+    assert.equal(requests, 3);
   });
 });
