@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose';
+import { recordTestSecret } from '../../dev/secret-ledger.ts';
 import { IssuerHttp } from '../../src/auth/http.ts';
 import { createTokenValidator, type IssuerOptions, resolveValidatorOptions } from '../../src/auth/index.ts';
 import { ConfigError, TokenValidationError } from '../../src/errors.ts';
@@ -35,14 +36,17 @@ before(async () => {
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
-function sign(iss: string, claims: JWTPayload): Promise<string> {
-  return new SignJWT({ scope: 'pop3', ...claims })
+/** A JWT access token of `iss`, recorded for the end-of-run secret scan. */
+async function sign(iss: string, claims: JWTPayload): Promise<string> {
+  const token = await new SignJWT({ scope: 'pop3', ...claims })
     .setProtectedHeader({ alg: 'ES256', kid: 'k1', typ: 'at+jwt' })
     .setIssuer(iss)
     .setAudience('pop3')
     .setIssuedAt()
     .setExpirationTime('5m')
     .sign(privateKey);
+  recordTestSecret(token);
+  return token;
 }
 
 const issuer = (iss: string, extra: Partial<IssuerOptions> = {}): IssuerOptions => ({
