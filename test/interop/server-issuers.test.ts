@@ -3,7 +3,8 @@
 // counted at each), the same login name from each opens its own maildrop, an email login needs
 // email_verified, and a case-sensitive `sub` names its maildrop exactly (issue 11 items 4 and 5).
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -168,5 +169,38 @@ describe('sub keeps its case end to end', () => {
     const token = await tokenFor(as, 'AbC-Sub', 'jwt');
     assert.match(await login(port, 'AbC-Sub', token), /^\+OK Logged in, 1 messages/);
     assert.match(await login(port, 'abc-sub', token), /^-ERR \[AUTH\] /);
+  });
+});
+
+describe('popgate serve with an ambiguous configuration', () => {
+  it('refuses to start with two issuers that do not say which domains they own: exit 78, saying why', async () => {
+    const file = join(dir, 'ambiguous.toml');
+    await writeFile(
+      file,
+      [
+        '[server]',
+        'listen = ["pop3://127.0.0.1:0"]',
+        'allow_plaintext_loopback = true',
+        `store = ${JSON.stringify(`maildir:${join(dir, 'ambiguous')}`)}`,
+        '[[server.issuers]]',
+        'issuer = "https://a.example"',
+        'audience = "pop3"',
+        '[[server.issuers]]',
+        'issuer = "https://b.example"',
+        'audience = "pop3"',
+        '',
+      ].join('\n'),
+    );
+    const bin = new URL('../../bin/popgate.js', import.meta.url).pathname;
+    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(process.execPath, [bin, 'serve', '--config', file], (error, _stdout, err) => {
+        resolve({ code: typeof error?.code === 'number' ? error.code : 0, stderr: err });
+      });
+    });
+    assert.equal(code, 78, stderr);
+    assert.match(
+      stderr,
+      /issuers\[0\]\.domains is required with several issuers: list the mail domains https:\/\/a\.example may name, so the same login name from two issuers cannot share a maildrop/,
+    );
   });
 });
