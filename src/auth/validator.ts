@@ -64,6 +64,11 @@ export interface PopgateTokenValidator extends TokenValidator {
 export interface IssuerCheck {
   readonly issuer: string;
   readonly ok: boolean;
+  /**
+   * Whether the check asked the issuer anything: false when its keys come from a file and its
+   * introspection endpoint (if any) is configured, so nothing is fetched before the first login.
+   */
+  readonly contacted: boolean;
   /** Why the issuer cannot be used yet (TLS, network, HTTP status, document). */
   readonly reason?: string;
   /** What the operator can do about it, when known. */
@@ -250,14 +255,19 @@ export function createTokenValidator(
     for (const state of byIssuer.values()) await warmUpOne(state);
   };
 
+  const contacts = ({ config: issuer }: IssuerState): boolean =>
+    (issuer.method === 'jwt' && issuer.keys.kind !== 'file') ||
+    (issuer.introspection !== undefined && issuer.introspection.endpoint === undefined);
+
   const checkIssuers = (): Promise<readonly IssuerCheck[]> =>
     Promise.all(
       [...byIssuer.values()].map((state) =>
         warmUpOne(state).then(
-          (): IssuerCheck => ({ issuer: state.config.issuer, ok: true }),
+          (): IssuerCheck => ({ issuer: state.config.issuer, ok: true, contacted: contacts(state) }),
           (error: unknown): IssuerCheck => ({
             issuer: state.config.issuer,
             ok: false,
+            contacted: contacts(state),
             ...failureFields(error),
           }),
         ),

@@ -329,7 +329,12 @@ async function serve(flags: ServeFlags, ctx: CliContext): Promise<void> {
   validator.checkIssuers().then((checks) => {
     for (const check of checks) {
       if (check.ok) {
-        logger.info({ issuer: check.issuer }, 'identity provider reachable');
+        logger.info(
+          { issuer: check.issuer },
+          check.contacted
+            ? 'identity provider reachable'
+            : 'identity provider not contacted at start-up (keys from a file, introspection endpoint configured)',
+        );
         continue;
       }
       const fields = {
