@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -342,5 +343,46 @@ describe("the issuer's HTTP client", () => {
     assert.deepEqual((await http.json(url, { method: 'GET', timeoutMs: 5000 })).body, { n: 1 });
     assert.deepEqual((await http.json(url, { method: 'GET', timeoutMs: 5000 })).body, { n: 3 });
     assert.equal(requests, 3);
+  });
+});
+
+describe('TLS to the issuer: the reason and the fix are named', () => {
+  test('an IP-literal issuer: untrusted without ca, verified with it, and a certificate for another name refused', async (t) => {
+    const certs = await createTestCerts(t);
+    const other = await certs.ca.issue('other-name', ['DNS:other.test']);
+    const serve = async (cert: { certPem: string; keyPem: string }) => {
+      const server = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
+        const base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        if (req.url === '/jwks') res.end(JSON.stringify({ keys: [] }));
+        else res.end(JSON.stringify({ issuer: base, jwks_uri: `${base}/jwks` }));
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      t.after(() => {
+        server.closeAllConnections();
+        server.close();
+      });
+      return `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    };
+    const check = async (iss: string, ca?: string) => {
+      const v = createTokenValidator({ issuers: [{ issuer: iss, audience: 'pop3', ...(ca ? { ca } : {}) }] });
+      t.after(() => v.close());
+      const [result] = await v.checkIssuers();
+      return result!;
+    };
+    const good = await serve(certs.server);
+    const untrusted = await check(good);
+    assert.equal(untrusted.ok, false);
+    assert.equal(
+      untrusted.reason,
+      "the issuer's certificate is not trusted (UNABLE_TO_VERIFY_LEAF_SIGNATURE)",
+    );
+    assert.match(untrusted.hint ?? '', /ca in \[\[server\.issuers\]\] or --issuer-ca FILE/);
+    assert.deepEqual(await check(good, certs.caCertPem), { issuer: good, ok: true, contacted: true });
+    const misnamed = await check(await serve(other), certs.caCertPem);
+    assert.equal(
+      misnamed.reason,
+      "the issuer's certificate does not name 127.0.0.1 (ERR_TLS_CERT_ALTNAME_INVALID)",
+    );
   });
 });
