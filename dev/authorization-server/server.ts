@@ -131,8 +131,10 @@ export async function startAuthorizationServer(
   };
   let current = build();
 
+  const requests: Record<string, number> = {};
   handler = (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    requests[path] = (requests[path] ?? 0) + 1;
     if (path.startsWith('/interaction/')) {
       handleInteraction(current.provider, req, res, path).catch(() => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
@@ -162,6 +164,7 @@ export async function startAuthorizationServer(
     },
     grantCounts: () => ({ ...grants }),
     errorCounts: () => ({ ...errors }),
+    requestCount: (path) => requests[path] ?? 0,
     publicKeys: () => signingKeys.map((key) => ({ kid: key.jwk.kid, alg: key.jwk.alg, pem: key.pem })),
     rotateKeys: async () => {
       signingKeys = [newSigningKey(), ...signingKeys].slice(0, 3);

@@ -61,6 +61,8 @@ export interface AuthorizationServer {
   grantCounts(): Readonly<Record<string, number>>;
   /** Failed token requests by OAuth error, e.g. `{ invalid_grant: 1 }`. */
   errorCounts(): Readonly<Record<string, number>>;
+  /** HTTP requests received for `path` (e.g. `/token/introspection`), whatever their outcome. */
+  requestCount(path: string): number;
   /** Public signing keys (PEM) with kid and alg, newest first — for Dovecot's local validation. */
   publicKeys(): readonly { readonly kid: string; readonly alg: string; readonly pem: string }[];
   /** Adds a new signing key (used from now on); the previous one stays published. Returns its kid. */

@@ -4,6 +4,7 @@
  * rights, client and expiry. Shared by the JWT and introspection paths so both decide alike.
  */
 import { TokenValidationError } from '../errors.ts';
+import { canonicalDomain } from './issuer-scope.ts';
 import type { ResolvedIssuer, UserClaim } from './options.ts';
 import type { ValidatedToken } from './types.ts';
 
@@ -37,8 +38,9 @@ export function scopesOf(claims: Record<string, unknown>): ReadonlySet<string> {
 }
 
 /**
- * The login name from the issuer's user claim. It becomes a maildrop name, so it must be a
- * plain string: no control characters, no path separators, not `.` or `..`, at most 255 chars.
+ * The canonical user claim value of the token. It names a maildrop, so it must be a plain
+ * string: no control characters, no path separators, not `.` or `..`, at most 255 characters.
+ * An `email` login name obeys the issuer's `emailVerified` rule.
  */
 export function userOf(issuer: ResolvedIssuer, claims: Record<string, unknown>): string {
   const claim = issuer.userClaim;
@@ -51,10 +53,56 @@ export function userOf(issuer: ResolvedIssuer, claims: Record<string, unknown>):
   if (value.length > 255 || /[\0-\x1f\x7f/\\]/.test(value) || value === '.' || value === '..') {
     throw invalid(`the token's ${claim} claim is not a usable login name`);
   }
-  if (claim === 'email' && claims.email_verified === false) {
-    throw invalid('the token marks its email as unverified; it cannot name a mailbox');
+  if (claim === 'email') {
+    const verified = claims.email_verified;
+    if (
+      (issuer.emailVerified === 'required' && verified !== true) ||
+      (issuer.emailVerified === 'if-present' && verified !== undefined && verified !== true)
+    ) {
+      throw invalid(
+        verified === undefined
+          ? 'the token does not say its email is verified (email_verified); it cannot name a mailbox'
+          : 'the token marks its email as unverified; it cannot name a mailbox',
+      );
+    }
   }
   return canonicalUser(claim, value);
+}
+
+/**
+ * The maildrop name for a canonical login name of `issuer`: the name itself when the issuer lists
+ * no domains; else the name with its domain checked against the list (lower case), or, without
+ * an `@`, the name at the issuer's first domain.
+ */
+export function mailboxOf(issuer: ResolvedIssuer, login: string): string {
+  if (issuer.domains.length === 0) return login;
+  const at = login.lastIndexOf('@');
+  if (at < 0) return `${login}@${issuer.domains[0]!}`;
+  const domain = canonicalDomain(login.slice(at + 1));
+  if (!issuer.domains.includes(domain)) {
+    throw invalid(
+      `the token's ${issuer.userClaim} claim is in a domain issuer ${issuer.issuer} may not name ` +
+        `(its domains: ${issuer.domains.join(', ')})`,
+    );
+  }
+  return `${login.slice(0, at)}@${domain}`;
+}
+
+/**
+ * True when the SASL user names the token's user: equal to its login name or to its maildrop
+ * name, compared as the claim is canonicalised (the domain part always case-insensitively).
+ */
+export function saslUserMatches(
+  issuer: ResolvedIssuer,
+  saslUser: string,
+  login: string,
+  mailbox: string,
+): boolean {
+  const canonical = canonicalUser(issuer.userClaim, saslUser);
+  if (canonical === login || canonical === mailbox) return true;
+  const at = canonical.lastIndexOf('@');
+  if (at < 0 || issuer.domains.length === 0) return false;
+  return `${canonical.slice(0, at)}@${canonicalDomain(canonical.slice(at + 1))}` === mailbox;
 }
 
 /** Builds the validated token from claims that passed signature/introspection checks. */

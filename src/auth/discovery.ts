@@ -9,7 +9,7 @@ import { TokenValidationError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AuthEvent } from './events.ts';
 import { since } from './events.ts';
-import { HttpFailure, isJsonObject, requestJson } from './http.ts';
+import { failureFields, HttpFailure, type IssuerHttp, isJsonObject } from './http.ts';
 import { endpointUrl, type ResolvedIssuer, type ResolvedValidatorConfig } from './options.ts';
 
 export interface IssuerMetadata {
@@ -37,6 +37,7 @@ export class MetadataResolver {
   readonly #emit: (event: AuthEvent) => void;
   readonly #logger: Logger;
   readonly #now: () => number;
+  readonly #http: IssuerHttp;
   #cached: { metadata: IssuerMetadata; at: number } | undefined;
   #pending: Promise<IssuerMetadata> | undefined;
   #failedAt = Number.NEGATIVE_INFINITY;
@@ -47,7 +48,9 @@ export class MetadataResolver {
     emit: (event: AuthEvent) => void,
     logger: Logger,
     now: () => number,
+    http: IssuerHttp,
   ) {
+    this.#http = http;
     this.#issuer = issuer;
     this.#config = config;
     this.#emit = emit;
@@ -102,7 +105,7 @@ export class MetadataResolver {
         durationMs: since(start),
       });
       this.#logger.error(
-        { issuer: this.#issuer.issuer, reason: error instanceof Error ? error.message : String(error) },
+        { issuer: this.#issuer.issuer, ...failureFields(error) },
         'issuer metadata could not be loaded',
       );
       throw this.#unavailable(error);
@@ -113,7 +116,7 @@ export class MetadataResolver {
     const urls = metadataUrls(this.#issuer);
     let lastStatus: number | undefined;
     for (const url of urls) {
-      const response = await requestJson(url, { method: 'GET', timeoutMs: this.#config.httpTimeoutMs });
+      const response = await this.#http.json(url, { method: 'GET', timeoutMs: this.#config.httpTimeoutMs });
       if (response.status === 404 && urls.length > 1) {
         lastStatus = 404;
         continue;

@@ -16,7 +16,7 @@ import type { Logger } from '../observability/logger.ts';
 import { audienceMatches, refuseSenderConstrained, validatedToken } from './claims.ts';
 import type { MetadataResolver } from './discovery.ts';
 import { type AuthEvent, since } from './events.ts';
-import { HttpFailure, isJsonObject, requestJson } from './http.ts';
+import { failureFields, HttpFailure, type IssuerHttp, isJsonObject } from './http.ts';
 import { ExpiringLru } from './lru.ts';
 import type { ResolvedIssuer, ResolvedValidatorConfig } from './options.ts';
 import type { ValidatedToken } from './types.ts';
@@ -104,6 +104,7 @@ export class Introspector {
     token: string,
     issuer: ResolvedIssuer,
     metadata: MetadataResolver,
+    http: IssuerHttp,
     signal: AbortSignal | undefined,
   ): Promise<IntrospectionResult> {
     const { emit, now } = this.#context;
@@ -119,7 +120,9 @@ export class Introspector {
       let pending = this.#pending.get(key);
       if (!pending) {
         // Shared by every concurrent login with this token, so no one caller's signal aborts it.
-        pending = this.#introspect(token, issuer, metadata, key).finally(() => this.#pending.delete(key));
+        pending = this.#introspect(token, issuer, metadata, http, key).finally(() =>
+          this.#pending.delete(key),
+        );
         this.#pending.set(key, pending);
       }
       verdict = await abortable(pending, signal, issuer.issuer);
@@ -132,6 +135,7 @@ export class Introspector {
     token: string,
     issuer: ResolvedIssuer,
     metadata: MetadataResolver,
+    http: IssuerHttp,
     key: string,
   ): Promise<Verdict> {
     const { config, emit, logger, now } = this.#context;
@@ -152,7 +156,7 @@ export class Introspector {
     let status: number | undefined;
     let body: Record<string, unknown>;
     try {
-      const response = await requestJson(endpoint, {
+      const response = await http.json(endpoint, {
         method: 'POST',
         headers,
         form,
@@ -176,7 +180,7 @@ export class Introspector {
         {
           issuer: issuer.issuer,
           status,
-          reason: error instanceof Error ? error.message : String(error),
+          ...failureFields(error),
           ...(status === 401 || status === 403 ? { hint: 'check the introspection client credentials' } : {}),
         },
         'token introspection failed',

@@ -1,6 +1,8 @@
 /**
  * Verification keys for one JWT issuer: a remote JWKS (configured URL or the metadata's
- * `jwks_uri`) through jose's `createRemoteJWKSet`, or a local JWKS file. Both rotate without a
+ * `jwks_uri`) through jose's `createRemoteJWKSet`, fetched by the issuer's own HTTP client (its
+ * `customFetch`: the body capped at 1 MiB, the issuer's CA trusted; jose keeps its caching and
+ * cooldown), or a local JWKS file. Both rotate without a
  * restart: an unknown `kid` triggers one refetch (remote) or reread (file) at most once per
  * cooldown, and documents are refreshed after a maximum age. jose binds the algorithm to the key
  * (key type and the JWK's `alg` must fit the header's `alg`) and never hands a public key to an
@@ -22,6 +24,7 @@ import { TokenValidationError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { MetadataResolver } from './discovery.ts';
 import { type AuthEvent, since } from './events.ts';
+import { failureFields, type IssuerHttp } from './http.ts';
 import type { ResolvedIssuer, ResolvedValidatorConfig } from './options.ts';
 
 export type KeyResolver = (header: JWSHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey>;
@@ -49,6 +52,7 @@ interface KeySetContext {
   readonly emit: (event: AuthEvent) => void;
   readonly logger: Logger;
   readonly now: () => number;
+  readonly http: IssuerHttp;
 }
 
 function unavailable(issuer: string, cause: unknown): TokenValidationError {
@@ -61,10 +65,17 @@ function unavailable(issuer: string, cause: unknown): TokenValidationError {
 
 function remoteKeySet(context: KeySetContext, url: URL): KeySet {
   const { issuer, config, emit, logger } = context;
+  const fetchCapped = context.http.fetch(config.httpTimeoutMs);
   const fetchWithEvents = async (input: string, init: RequestInit): Promise<Response> => {
     const start = performance.now();
     try {
-      const response = await fetch(input, init);
+      const response = await fetchCapped(input, init);
+      if (response.status !== 200) {
+        logger.error(
+          { issuer: issuer.issuer, jwksUri: url.href, reason: `JWKS answered HTTP ${response.status}` },
+          'JWKS fetch failed',
+        );
+      }
       emit({
         type: 'jwks-fetch',
         issuer: issuer.issuer,
@@ -81,7 +92,10 @@ function remoteKeySet(context: KeySetContext, url: URL): KeySet {
         outcome: 'error',
         durationMs: since(start),
       });
-      logger.error({ issuer: issuer.issuer, jwksUri: url.href }, 'JWKS fetch failed');
+      logger.error(
+        { issuer: issuer.issuer, jwksUri: url.href, ...failureFields(error) },
+        'JWKS fetch failed',
+      );
       throw error;
     }
   };

@@ -1,12 +1,21 @@
 /**
  * Options of the token validator, validated once into a frozen configuration (STYLE.md 6):
  * the caller's object is never kept or mutated, an unknown option fails naming it
- * (`issuers[1].audiance`), a missing or malformed one fails naming it too.
+ * (`issuers[1].audiance`), a missing or malformed one fails naming it too. Over 400 lines
+ * (architecture.md R1) because the public option types and their TSDoc sit next to the one
+ * resolver that checks them; the issuer scope rules live in issuer-scope.ts, the CA check in ca.ts.
  */
 import { isAbsolute } from 'node:path';
 import { ConfigError } from '../errors.ts';
 import { isLoopbackHost } from '../internal/loopback.ts';
 import { OptionsChecker } from '../internal/options.ts';
+import { caProblem } from './ca.ts';
+import {
+  checkIssuerScopes,
+  type EmailVerifiedRule,
+  type IssuerScope,
+  resolveIssuerScope,
+} from './issuer-scope.ts';
 import { Secret } from './secret.ts';
 
 /** Claims a login name may come from. `username` is RFC 7662's introspection field. */
@@ -79,6 +88,25 @@ export interface IssuerOptions {
    * and lets the same issuer's opaque tokens be introspected while its JWTs are verified locally.
    */
   introspection?: IntrospectionOptions;
+  /**
+   * Mail domains this issuer may name (docs/server-auth.md, "Several issuers"). A login name with
+   * an `@` must be in one of them; one without gets the first appended. Required, and disjoint,
+   * when several issuers are configured; optional (any name, used as it is) for a single issuer.
+   */
+  domains?: string | readonly string[];
+  /**
+   * Whether an `email` login name needs `email_verified: true`: `required`, `if-present` (refused
+   * only when present and not true) or `ignore`. Default `required` with several issuers,
+   * `if-present` with one.
+   */
+  emailVerified?: EmailVerifiedRule;
+  /** Opaque tokens starting with one of these belong to this issuer (introspection routing). */
+  tokenPrefixes?: string | readonly string[];
+  /**
+   * CA certificate(s), PEM, trusted instead of the public roots for this issuer's discovery, JWKS
+   * and introspection requests (a private CA). Default: Node's roots plus `NODE_EXTRA_CA_CERTS`.
+   */
+  ca?: string | Buffer;
 }
 
 export interface IntrospectionCacheOptions {
@@ -121,7 +149,7 @@ export type KeySource =
   | { readonly kind: 'url'; readonly url: URL }
   | { readonly kind: 'file'; readonly path: string };
 
-export interface ResolvedIssuer {
+export interface ResolvedIssuer extends IssuerScope {
   readonly issuer: string;
   readonly method: 'jwt' | 'introspection';
   readonly audiences: readonly string[];
@@ -137,6 +165,8 @@ export interface ResolvedIssuer {
   readonly scopes: { readonly read: readonly string[]; readonly delete: readonly string[] };
   readonly clockToleranceSeconds: number;
   readonly introspection: ResolvedIntrospection | undefined;
+  /** The issuer's CA (PEM), or undefined for the default trust store. */
+  readonly ca: string | undefined;
 }
 
 export interface ResolvedValidatorConfig {
@@ -181,6 +211,10 @@ const ISSUER_KEYS = [
   'scopes',
   'clockToleranceSeconds',
   'introspection',
+  'domains',
+  'emailVerified',
+  'tokenPrefixes',
+  'ca',
 ];
 const JWT_ONLY_KEYS = ['typ', 'allowMissingTyp', 'algorithms', 'jwksUrl', 'jwksFile'];
 const INTROSPECTION_KEYS = ['endpoint', 'clientId', 'clientSecret', 'clientAuth'];
@@ -290,7 +324,21 @@ function resolveIntrospection(value: unknown, key: string, allowLoopback: boolea
   });
 }
 
-function resolveIssuer(value: unknown, key: string, defaults: { tolerance: number; allowLoopback: boolean }) {
+/** The issuer's CA as PEM text, checked (a Buffer is read as UTF-8). */
+function resolveCa(value: unknown, key: string): string | undefined {
+  if (value === undefined) return undefined;
+  const pem = Buffer.isBuffer(value) ? value.toString('utf8') : value;
+  if (typeof pem !== 'string') throw invalid(key, 'must be PEM text (a string or a Buffer)');
+  const problem = caProblem(pem);
+  if (problem !== undefined) throw invalid(key, `is not a usable CA: ${problem}`);
+  return pem;
+}
+
+function resolveIssuer(
+  value: unknown,
+  key: string,
+  defaults: { tolerance: number; allowLoopback: boolean; several: boolean },
+) {
   const input = record(value, key);
   onlyKeys(input, ISSUER_KEYS, key);
   const issuerUrl = endpointUrl(
@@ -350,6 +398,11 @@ function resolveIssuer(value: unknown, key: string, defaults: { tolerance: numbe
       throw invalid(`${key}.scopes`, 'entries must be single scope tokens (RFC 6749 section 3.3)');
   }
   const base = issuer.endsWith('/') ? issuer.slice(0, -1) : issuer;
+  const introspects = method === 'introspection' || input.introspection !== undefined;
+  const scope = resolveIssuerScope(input, key, check, {
+    emailVerified: defaults.several ? 'required' : 'if-present',
+    introspects,
+  });
   return Object.freeze({
     issuer,
     method,
@@ -376,10 +429,11 @@ function resolveIssuer(value: unknown, key: string, defaults: { tolerance: numbe
       0,
       3600,
     ),
-    introspection:
-      method === 'introspection' || input.introspection !== undefined
-        ? resolveIntrospection(input.introspection, `${key}.introspection`, defaults.allowLoopback)
-        : undefined,
+    introspection: introspects
+      ? resolveIntrospection(input.introspection, `${key}.introspection`, defaults.allowLoopback)
+      : undefined,
+    ...scope,
+    ca: resolveCa(input.ca, `${key}.ca`),
   } satisfies ResolvedIssuer);
 }
 
@@ -398,14 +452,18 @@ export function resolveValidatorOptions(options: unknown): ResolvedValidatorConf
   if (!Array.isArray(issuersInput) || issuersInput.length === 0) {
     throw invalid('issuers', 'must be a non-empty list');
   }
+  const several = issuersInput.length > 1;
   const issuers = issuersInput.map((item, i) =>
-    resolveIssuer(item, `issuers[${i}]`, { tolerance, allowLoopback }),
+    resolveIssuer(item, `issuers[${i}]`, { tolerance, allowLoopback, several }),
   );
   const seen = new Set<string>();
   issuers.forEach((issuer, i) => {
     if (seen.has(issuer.issuer)) throw invalid(`issuers[${i}].issuer`, 'is configured twice');
     seen.add(issuer.issuer);
   });
+  checkIssuerScopes(
+    issuers.map((issuer) => ({ issuer: issuer.issuer, scope: issuer, introspects: !!issuer.introspection })),
+  );
   const cacheInput =
     input.introspectionCache === undefined ? {} : record(input.introspectionCache, 'introspectionCache');
   onlyKeys(cacheInput, CACHE_KEYS, 'introspectionCache');

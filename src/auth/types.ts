@@ -1,8 +1,10 @@
 /** What the server learned from a valid access token. Contains no part of the token. */
 export interface ValidatedToken {
   /**
-   * The login name bound to the token: its configured username claim, in canonical form (NFC;
-   * lower case for `email`, `preferred_username`, `upn`, `username`; exact for `sub`).
+   * The maildrop the token opens: its configured username claim in canonical form (NFC; lower
+   * case for `email`, `preferred_username`, `upn`, `username`; exact for `sub`), and with the
+   * issuer's `domains` set, in the issuer's domain (`alice` → `alice@a.example`). The server
+   * locks, throttles and audits by it.
    */
   readonly user: string;
   readonly issuer: string;
@@ -20,8 +22,9 @@ export interface ValidatedToken {
 export interface ValidationContext {
   /**
    * The SASL user (XOAUTH2 `user=`, OAUTHBEARER `a=`); `validate` refuses it with
-   * `ERR_AUTH_USER_MISMATCH` unless it equals the token's user claim (compared as
-   * {@link ValidatedToken.user} is canonicalised). `undefined` when the client sent none.
+   * `ERR_AUTH_USER_MISMATCH` unless it equals the token's user claim or its maildrop name
+   * {@link ValidatedToken.user} (compared as the claim is canonicalised). With several issuers its
+   * domain also picks the issuer an opaque token is sent to. `undefined` when the client sent none.
    */
   readonly user: string | undefined;
   readonly signal?: AbortSignal;

@@ -3,8 +3,9 @@
  *
  * A JWT (three base64url parts) is routed by its unverified `iss` only to choose the issuer's
  * keys and rules; jose then verifies the signature and `iss` for real. Any other string is an
- * opaque token and goes to the introspection issuers. After the token checks come the rights
- * (the read scope is needed to log in) and the SASL user, which must equal the token's user claim.
+ * opaque token and goes to the one introspection issuer that claims it (routing.ts): never to
+ * each in turn. After the token checks come the rights (the read scope is needed to log in), the
+ * maildrop name (the issuer's `domains`) and the SASL user, which must name the token's user.
  *
  * @example
  * ```ts
@@ -17,13 +18,15 @@
  */
 import { TokenValidationError } from '../errors.ts';
 import { type Logger, silentLogger } from '../observability/logger.ts';
-import { canonicalUser } from './claims.ts';
+import { mailboxOf, saslUserMatches } from './claims.ts';
 import { MetadataResolver } from './discovery.ts';
 import { type AuthEventListener, createEmitter, since } from './events.ts';
+import { failureFields, IssuerHttp } from './http.ts';
 import { Introspector } from './introspection.ts';
 import { verifyJwt } from './jwt.ts';
 import { createKeySet, type KeySet } from './keys.ts';
 import { type ResolvedIssuer, type ResolvedValidatorConfig, resolveValidatorOptions } from './options.ts';
+import { createOpaqueRouter } from './routing.ts';
 import type { TokenValidator, ValidatedToken, ValidationContext } from './types.ts';
 
 /** Longest token accepted (the server's SASL cap is 64 KiB of base64 too). */
@@ -48,12 +51,35 @@ export interface PopgateTokenValidator extends TokenValidator {
    * Rejects with the first `ERR_AUTH_UNAVAILABLE`; validation would retry later anyway.
    */
   warmUp(): Promise<void>;
+  /**
+   * Like {@link warmUp}, but checks every issuer and reports each: `ok`, or the reason it cannot
+   * be used yet and, when known, what to do (e.g. set the issuer's `ca`). Never rejects.
+   */
+  checkIssuers(): Promise<readonly IssuerCheck[]>;
+  /** Closes idle connections to the identity providers (the validator stays usable). */
+  close(): void;
+}
+
+/** The outcome of {@link PopgateTokenValidator.checkIssuers} for one issuer. */
+export interface IssuerCheck {
+  readonly issuer: string;
+  readonly ok: boolean;
+  /**
+   * Whether the check asked the issuer anything: false when its keys come from a file and its
+   * introspection endpoint (if any) is configured, so nothing is fetched before the first login.
+   */
+  readonly contacted: boolean;
+  /** Why the issuer cannot be used yet (TLS, network, HTTP status, document). */
+  readonly reason?: string;
+  /** What the operator can do about it, when known. */
+  readonly hint?: string;
 }
 
 interface IssuerState {
   readonly config: ResolvedIssuer;
   readonly metadata: MetadataResolver;
   readonly keys: KeySet | undefined;
+  readonly http: IssuerHttp;
 }
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
@@ -95,48 +121,20 @@ export function createTokenValidator(
   const emit = createEmitter(dependencies.onEvent);
   const byIssuer = new Map<string, IssuerState>();
   for (const issuer of config.issuers) {
-    const metadata = new MetadataResolver(issuer, config, emit, logger, now);
+    const http = new IssuerHttp(issuer.ca);
+    const metadata = new MetadataResolver(issuer, config, emit, logger, now, http);
     const keys =
-      issuer.method === 'jwt' ? createKeySet({ issuer, config, metadata, emit, logger, now }) : undefined;
-    byIssuer.set(issuer.issuer, { config: issuer, metadata, keys });
+      issuer.method === 'jwt'
+        ? createKeySet({ issuer, config, metadata, emit, logger, now, http })
+        : undefined;
+    byIssuer.set(issuer.issuer, { config: issuer, metadata, keys, http });
   }
-  const introspectionIssuers = [...byIssuer.values()].filter(
-    (state) => state.config.introspection !== undefined,
-  );
+  const routeOpaque = createOpaqueRouter(config.issuers);
   const introspector = new Introspector({ config, emit, logger, now });
   const errorIssuer = new WeakMap<object, ResolvedIssuer>();
 
   const introspectAt = async (state: IssuerState, token: string, signal: AbortSignal | undefined) =>
-    introspector.validate(token, state.config, state.metadata, signal);
-
-  /** Opaque tokens: each introspection issuer in order until one knows the token. */
-  const introspectOpaque = async (
-    token: string,
-    signal: AbortSignal | undefined,
-    track: (s: IssuerState) => void,
-  ) => {
-    if (introspectionIssuers.length === 0) {
-      throw refuse(
-        'ERR_AUTH_INVALID_TOKEN',
-        'the token is not a JWT and no introspection issuer is configured',
-      );
-    }
-    let outage: unknown;
-    let inactive: unknown;
-    for (const state of introspectionIssuers) {
-      track(state);
-      try {
-        return await introspectAt(state, token, signal);
-      } catch (error) {
-        if (!(error instanceof TokenValidationError)) throw error;
-        if (error.code === 'ERR_AUTH_UNAVAILABLE') outage ??= error;
-        else if (error.code === 'ERR_AUTH_INACTIVE') inactive ??= error;
-        else throw error;
-      }
-    }
-    // A token no reachable issuer knows is refused only when every issuer answered.
-    throw outage ?? inactive;
-  };
+    introspector.validate(token, state.config, state.metadata, state.http, signal);
 
   const validate = async (token: string, context: ValidationContext): Promise<ValidatedToken> => {
     const start = performance.now();
@@ -163,13 +161,12 @@ export function createTokenValidator(
         }
       } else {
         method = 'introspection';
-        const result = await introspectOpaque(token, context.signal, (s) => {
-          state = s;
-        });
+        state = byIssuer.get(routeOpaque(token, context.user).issuer)!;
+        const result = await introspectAt(state, token, context.signal);
         cache = result.cache;
         validated = result.token;
       }
-      const issuer = state!.config;
+      const issuer = state.config;
       if (!validated.rights.read) {
         throw new TokenValidationError(
           'ERR_AUTH_SCOPE',
@@ -177,12 +174,14 @@ export function createTokenValidator(
           { requiredScope: issuer.scopes.read[0]! },
         );
       }
-      if (context.user !== undefined && canonicalUser(issuer.userClaim, context.user) !== validated.user) {
+      const mailbox = mailboxOf(issuer, validated.user);
+      if (context.user !== undefined && !saslUserMatches(issuer, context.user, validated.user, mailbox)) {
         throw refuse(
           'ERR_AUTH_USER_MISMATCH',
           `the login name does not match the token's ${issuer.userClaim} claim; log in as the token's user`,
         );
       }
+      if (mailbox !== validated.user) validated = Object.freeze({ ...validated, user: mailbox });
       emit({
         type: 'validation',
         issuer: issuer.issuer,
@@ -238,21 +237,42 @@ export function createTokenValidator(
     };
   };
 
-  const warmUp = async (): Promise<void> => {
-    for (const state of byIssuer.values()) {
-      if (state.keys) await state.keys.load();
-      if (state.config.introspection && !state.config.introspection.endpoint) {
-        const metadata = await state.metadata.get();
-        if (!metadata.introspectionEndpoint) {
-          throw new TokenValidationError(
-            'ERR_AUTH_UNAVAILABLE',
-            `issuer ${state.config.issuer} publishes no introspection_endpoint; configure introspection.endpoint`,
-            { temporary: true },
-          );
-        }
+  const warmUpOne = async (state: IssuerState): Promise<void> => {
+    if (state.keys) await state.keys.load();
+    if (state.config.introspection && !state.config.introspection.endpoint) {
+      const metadata = await state.metadata.get();
+      if (!metadata.introspectionEndpoint) {
+        throw new TokenValidationError(
+          'ERR_AUTH_UNAVAILABLE',
+          `issuer ${state.config.issuer} publishes no introspection_endpoint; configure introspection.endpoint`,
+          { temporary: true },
+        );
       }
     }
   };
+
+  const warmUp = async (): Promise<void> => {
+    for (const state of byIssuer.values()) await warmUpOne(state);
+  };
+
+  const contacts = ({ config: issuer }: IssuerState): boolean =>
+    (issuer.method === 'jwt' && issuer.keys.kind !== 'file') ||
+    (issuer.introspection !== undefined && issuer.introspection.endpoint === undefined);
+
+  const checkIssuers = (): Promise<readonly IssuerCheck[]> =>
+    Promise.all(
+      [...byIssuer.values()].map((state) =>
+        warmUpOne(state).then(
+          (): IssuerCheck => ({ issuer: state.config.issuer, ok: true, contacted: contacts(state) }),
+          (error: unknown): IssuerCheck => ({
+            issuer: state.config.issuer,
+            ok: false,
+            contacted: contacts(state),
+            ...failureFields(error),
+          }),
+        ),
+      ),
+    );
 
   return Object.freeze({
     config,
@@ -262,5 +282,9 @@ export function createTokenValidator(
     validate,
     challenge,
     warmUp,
+    checkIssuers,
+    close: () => {
+      for (const state of byIssuer.values()) state.http.close();
+    },
   });
 }

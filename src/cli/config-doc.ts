@@ -1,6 +1,12 @@
 import type { Command } from 'commander';
 import { envNameFor, flagNameFor } from './config.ts';
-import { ACCOUNT_SETTINGS, PROXY_SETTINGS, type SettingSpec } from './config-schema.ts';
+import {
+  ACCOUNT_SETTINGS,
+  PROXY_SETTINGS,
+  SERVER_ISSUER_SETTINGS,
+  type ServerIssuerSettingSpec,
+  type SettingSpec,
+} from './config-schema.ts';
 
 const GROUP_TITLES: Record<SettingSpec['group'], string> = {
   identity: 'Account',
@@ -9,7 +15,7 @@ const GROUP_TITLES: Record<SettingSpec['group'], string> = {
   fetch: 'Fetching',
 };
 
-function typeLabel(spec: SettingSpec): string {
+function typeLabel(spec: Pick<SettingSpec, 'values'> & { type: string }): string {
   if (spec.type === 'enum') return (spec.values ?? []).map((v) => `\`${v}\``).join(' \\| ');
   return spec.type;
 }
@@ -74,14 +80,17 @@ table configures \`popgate proxy\` (below); see [proxy.md](proxy.md).
     const type = spec.type === 'enum' ? (spec.values ?? []).map((v) => `\`${v}\``).join(' \\| ') : spec.type;
     out += `| \`${spec.key}\` | ${type} | ${def} | ${spec.description} |\n`;
   }
-  out += `\n## Proxy (\`[proxy]\` table)\n\nRead by \`popgate proxy\`; see [proxy.md](proxy.md).\n\n| key | type | default | meaning |\n|---|---|---|---|\n`;
-  for (const spec of PROXY_SETTINGS) {
-    const def =
-      spec.defaultValue === undefined
-        ? ''
-        : `\`${Array.isArray(spec.defaultValue) ? JSON.stringify(spec.defaultValue) : String(spec.defaultValue)}\``;
-    const type = spec.type === 'enum' ? (spec.values ?? []).map((v) => `\`${v}\``).join(' \\| ') : spec.type;
-    out += `| \`${spec.key}\` | ${type} | ${def} | ${spec.description} |\n`;
+  out += `\n## Server issuers (\`[[server.issuers]]\`)\n\nEach \`[[server.issuers]]\` table of \`popgate serve\` is one trusted issuer (see [server-auth.md](server-auth.md)). The flag column is the single-issuer flags form.\n\n| key | type | flag | default | meaning |\n|---|---|---|---|---|\n`;
+  for (const spec of SERVER_ISSUER_SETTINGS) {
+    out += `| \`${spec.key}\` | ${typeLabel(spec)} | ${serverFlagCell(program, spec)} | ${spec.defaultValue === undefined ? '' : `\`${String(spec.defaultValue)}\``} | ${spec.description} |\n`;
   }
   return out;
+}
+
+function serverFlagCell(program: Command, spec: ServerIssuerSettingSpec): string {
+  if (spec.flag === undefined) return '—';
+  if (!commandsAccepting(program, spec.flag).includes('serve')) {
+    throw new Error(`config-schema: popgate serve has no ${spec.flag} flag for ${spec.key}`);
+  }
+  return `\`${spec.flag}\``;
 }

@@ -1,7 +1,8 @@
 /**
  * The one schema of popgate's per-account configuration. The loader validates against it, the
  * CLI derives flags and env vars from it, and docs/configuration.md is generated from it, so the
- * three cannot drift (`npm run docs:config`).
+ * three cannot drift (`npm run docs:config`). It also lists the keys of `popgate serve`'s
+ * `[[server.issuers]]` tables. Over 400 lines (architecture.md R1): it is data, one entry per key.
  */
 
 export type SettingType = 'string' | 'integer' | 'boolean' | 'string[]' | 'enum' | 'path';
@@ -287,6 +288,136 @@ export const ACCOUNT_SETTINGS: readonly SettingSpec[] = [
     type: 'path',
     group: 'fetch',
     description: 'file (mode 0600) holding an access token kept fresh by another tool',
+  },
+];
+
+/** One key of a `[[server.issuers]]` table of `popgate serve` (the token validator's issuer). */
+export interface ServerIssuerSettingSpec {
+  /** Key in the table (snake_case); `popgate serve` turns it into the validator's camelCase option. */
+  readonly key: string;
+  readonly type: SettingType | 'table';
+  readonly values?: readonly string[];
+  readonly description: string;
+  /** Human default shown in the docs (the validator applies it). */
+  readonly defaultValue?: string | number | boolean;
+  /** The `popgate serve` flag of the single-issuer form, when there is one. */
+  readonly flag?: string;
+}
+
+/**
+ * The keys of `[[server.issuers]]`; `popgate serve` refuses any other, and docs/configuration.md
+ * lists them. docs/server-auth.md explains each.
+ */
+export const SERVER_ISSUER_SETTINGS: readonly ServerIssuerSettingSpec[] = [
+  {
+    key: 'issuer',
+    type: 'string',
+    flag: '--issuer',
+    description: 'the exact `iss` of the trusted issuer (https)',
+  },
+  {
+    key: 'audience',
+    type: 'string[]',
+    flag: '--audience',
+    description:
+      'audience(s) this server accepts; one must be in `aud` (required unless `require_audience = false`)',
+  },
+  {
+    key: 'require_audience',
+    type: 'boolean',
+    defaultValue: true,
+    description: '`false` only for identity providers that cannot put an audience in tokens',
+  },
+  {
+    key: 'method',
+    type: 'enum',
+    values: ['jwt', 'introspection'],
+    defaultValue: 'jwt',
+    description: 'verify JWTs locally with the JWKS, or introspect every token (RFC 7662)',
+  },
+  {
+    key: 'user_claim',
+    type: 'enum',
+    values: ['email', 'preferred_username', 'upn', 'sub', 'username'],
+    defaultValue: 'email',
+    flag: '--user-claim',
+    description: 'claim holding the login name; `sub` keeps its case, the others are lower-cased',
+  },
+  {
+    key: 'domains',
+    type: 'string[]',
+    description:
+      'mail domains this issuer may name: a login with `@` must be in one, one without gets the first appended (`alice` → `alice@DOMAIN`); required and disjoint with several issuers',
+  },
+  {
+    key: 'email_verified',
+    type: 'enum',
+    values: ['required', 'if-present', 'ignore'],
+    description:
+      'whether an `email` login needs `email_verified: true`; default `required` with several issuers, `if-present` (refused only when present and not true) with one',
+  },
+  {
+    key: 'token_prefixes',
+    type: 'string[]',
+    description:
+      "opaque tokens starting with one of these are this issuer's (introspection routing); must not overlap",
+  },
+  {
+    key: 'ca',
+    type: 'path',
+    flag: '--issuer-ca',
+    description:
+      "CA certificate(s), PEM, trusted instead of the public roots for this issuer's discovery, JWKS and introspection (a private CA)",
+  },
+  {
+    key: 'jwks',
+    type: 'string',
+    flag: '--jwks',
+    description:
+      "the issuer's JWKS: a file (reread when a new `kid` appears) or an https URL; default from discovery",
+  },
+  { key: 'jwks_url', type: 'string', description: 'the JWKS as an https URL (`jwks` spelled out)' },
+  { key: 'jwks_file', type: 'path', description: 'the JWKS as an absolute file path (`jwks` spelled out)' },
+  {
+    key: 'discovery_url',
+    type: 'string',
+    description: "metadata URL; default OIDC's well-known URL, then RFC 8414's",
+  },
+  {
+    key: 'openid_configuration',
+    type: 'string',
+    description: 'URL sent in RFC 7628 error challenges; default `<issuer>/.well-known/openid-configuration`',
+  },
+  {
+    key: 'typ',
+    type: 'string[]',
+    defaultValue: 'at+jwt',
+    description: 'accepted JWT `typ` headers (`application/` prefix and case ignored)',
+  },
+  {
+    key: 'allow_missing_typ',
+    type: 'boolean',
+    defaultValue: false,
+    flag: '--allow-missing-typ',
+    description: 'accept JWTs without a `typ` header',
+  },
+  {
+    key: 'algorithms',
+    type: 'string[]',
+    description: 'accepted signature algorithms; default every asymmetric one',
+  },
+  {
+    key: 'scopes',
+    type: 'table',
+    description:
+      '`{ read = "pop3", delete = "pop3.delete" }`: any one listed grants the right; default read `pop3`, delete = read',
+  },
+  { key: 'clock_tolerance_seconds', type: 'integer', description: 'leeway on `exp`/`nbf` for this issuer' },
+  {
+    key: 'introspection',
+    type: 'table',
+    description:
+      '`{ client_id, client_secret_file, client_auth?, endpoint? }`: the introspection client; required for `method = "introspection"`',
   },
 ];
 

@@ -184,10 +184,12 @@ export function runStoreContract(name: string, makeStore: () => Promise<Contract
     });
 
     run(
-      'user names are case-normalised, and unsafe names are refused with ERR_STORE_INVALID_USER',
+      'user names are NFC-normalised with their case kept, and unsafe names are refused with ERR_STORE_INVALID_USER',
       async ({ store }) => {
-        const uid = await store.deliver('Alice@Example.ORG', Buffer.from(message(1)));
-        const session = await store.open(USER);
+        // Case belongs to whoever names the user (a `sub` is case-sensitive): the store keeps it.
+        const uid = await store.deliver('Jose\u0301-AbC', Buffer.from(message(1)));
+        const session = await store.open('Jos\u00e9-AbC');
+        assert.equal(session.user, 'Jos\u00e9-AbC');
         assert.equal(session.messages[0]?.uid, uid);
         await session.release();
         for (const bad of ['', '../etc', 'a/b', 'x\ny', '..', '.hidden', 'a\0b', 'sp ace']) {

@@ -68,6 +68,19 @@ test('deliver takes the store from POPGATE_STORE when --store is absent', async 
   assert.equal((await readdir(join(root, 'erin', 'new'))).length, 1);
 });
 
+test('deliver --keep-case delivers to the maildrop of a case-sensitive sub, as the server opens it', async (t) => {
+  const root = await tempRoot(t);
+  const result = await run(
+    ['deliver', '--user', 'AbC-Sub', '--keep-case', '--store', `maildir:${root}`],
+    'Subject: x\n\ny\n',
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(await readdir(root), ['AbC-Sub']);
+  const session = await new MaildirStore(root).open('AbC-Sub');
+  assert.equal(session.messages.length, 1);
+  await session.release();
+});
+
 test('an empty message exits 65 (data error: the MTA bounces) and delivers nothing', async (t) => {
   const root = await tempRoot(t);
   const result = await run(['deliver', '--user', 'erin', '--store', `maildir:${root}`], '');

@@ -334,40 +334,93 @@ describe('introspection', () => {
     });
   });
 
-  test('with several introspection issuers the one that knows the token answers', async () => {
-    const second = new Endpoint();
-    await second.start();
-    try {
-      second.answer = () => ({
-        status: 200,
-        body: { ...activeBody(), iss: second.url, username: 'carol@example.test' },
-      });
-      endpoint.answer = () => ({ status: 200, body: { active: false } });
-      const v = createTokenValidator(
-        {
-          issuers: [
-            issuer(),
-            issuer({
-              issuer: second.url,
-              introspection: { endpoint: `${second.url}/introspect`, clientId: 'x', clientSecret: 'y' },
-            }),
-          ],
-          allowInsecureLoopback: true,
-        },
-        { now: () => clock },
-      );
-      const token = await v.validate('opaque-2', { user: 'carol@example.test' });
-      assert.equal(token.issuer, second.url);
-    } finally {
-      await second.stop();
-    }
-  });
-
   test('an opaque token with no introspection issuer configured is refused as invalid', async () => {
     const v = createTokenValidator({
       issuers: [{ issuer: 'https://idp.example', audience: 'a' }],
     });
     const error = await refusal(v.validate('opaque-token', { user: undefined }));
     assert.equal(error.code, 'ERR_AUTH_INVALID_TOKEN');
+  });
+});
+
+// Issue 11 item 4: an opaque token is sent to exactly one introspection endpoint, chosen before
+// anything is sent, never offered to each in turn (which would show B's tokens to A).
+describe('several introspection issuers: an opaque token goes to exactly one', () => {
+  let second: Endpoint;
+  before(async () => {
+    second = new Endpoint();
+    await second.start();
+  });
+  after(() => second.stop());
+  beforeEach(() => {
+    second.seen = [];
+    endpoint.answer = () => ({ status: 200, body: activeBody({ username: 'alice@a.test' }) });
+    second.answer = () => ({
+      status: 200,
+      body: { ...activeBody(), iss: second.url, username: 'carol@b.test' },
+    });
+  });
+
+  function two(a: Partial<IssuerOptions> = {}, b: Partial<IssuerOptions> = {}) {
+    return createTokenValidator(
+      {
+        issuers: [
+          issuer({ domains: 'a.test', ...a }),
+          issuer({
+            issuer: second.url,
+            introspection: { endpoint: `${second.url}/introspect`, clientId: 'x', clientSecret: 'y' },
+            domains: 'b.test',
+            ...b,
+          }),
+        ],
+        allowInsecureLoopback: true,
+      },
+      { now: () => clock },
+    );
+  }
+
+  test('the SASL user domain picks the issuer; the other endpoint sees no request', async () => {
+    const v = two();
+    const carol = await v.validate('opaque-b', { user: 'carol@b.test' });
+    assert.equal(carol.issuer, second.url);
+    assert.deepEqual([endpoint.seen.length, second.seen.length], [0, 1]);
+    const alice = await v.validate('opaque-a', { user: 'Alice@A.test' });
+    assert.equal(alice.issuer, endpoint.url);
+    assert.deepEqual([endpoint.seen.length, second.seen.length], [1, 1]);
+  });
+
+  test("an inactive answer from the login domain's issuer is final: the other is never asked", async () => {
+    endpoint.answer = () => ({ status: 200, body: { active: false } });
+    const error = await refusal(two().validate('opaque-b', { user: 'alice@a.test' }));
+    assert.equal(error.code, 'ERR_AUTH_INACTIVE');
+    assert.deepEqual([endpoint.seen.length, second.seen.length], [1, 0]);
+  });
+
+  test('without a domain in the SASL user the token is refused and sent nowhere', async () => {
+    const v = two();
+    for (const user of [undefined, 'carol', 'carol@c.test']) {
+      const error = await refusal(v.validate('opaque-x', { user }));
+      assert.equal(error.code, 'ERR_AUTH_ISSUER', String(user));
+    }
+    assert.deepEqual([endpoint.seen.length, second.seen.length], [0, 0]);
+  });
+
+  test('a token prefix picks its issuer, whatever the login name says', async () => {
+    const v = two({}, { tokenPrefixes: ['bx_'] });
+    assert.equal((await v.validate('bx_opaque', { user: 'carol@b.test' })).issuer, second.url);
+    // B's token with A's login name: asked at B only, then refused as another user's token.
+    const error = await refusal(v.validate('bx_other', { user: 'alice@a.test' }));
+    assert.equal(error.code, 'ERR_AUTH_USER_MISMATCH');
+    // A token of B's domain without B's prefix is not B's: refused, sent nowhere.
+    assert.equal((await refusal(v.validate('plain', { user: 'carol@b.test' }))).code, 'ERR_AUTH_ISSUER');
+    assert.deepEqual([endpoint.seen.length, second.seen.length], [0, 2]);
+  });
+
+  test('an outage at the chosen issuer is [SYS/TEMP], and the other is not tried instead', async () => {
+    second.answer = () => ({ status: 503, body: {} });
+    const error = await refusal(two().validate('opaque-b', { user: 'carol@b.test' }));
+    assert.equal(error.code, 'ERR_AUTH_UNAVAILABLE');
+    assert.equal(error.temporary, true);
+    assert.deepEqual([endpoint.seen.length, second.seen.length], [0, 1]);
   });
 });

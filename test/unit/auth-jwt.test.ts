@@ -535,17 +535,23 @@ describe('keys and rotation', () => {
       other.keys = [otherKey];
       const v = createTokenValidator({
         issuers: [
-          { issuer: idp.url, audience: AUDIENCE },
-          { issuer: other.url, audience: 'second-aud', userClaim: 'preferred_username', typ: ['JWT'] },
+          { issuer: idp.url, audience: AUDIENCE, domains: 'example.test' },
+          {
+            issuer: other.url,
+            audience: 'second-aud',
+            userClaim: 'preferred_username',
+            typ: ['JWT'],
+            domains: 'other.test',
+          },
         ],
         allowInsecureLoopback: true,
       });
-      await v.validate(await sign(claims()), { user: 'alice@example.test' });
+      await v.validate(await sign(claims({ email_verified: true })), { user: 'alice@example.test' });
       const second = await sign(claims({ iss: other.url, aud: 'second-aud', preferred_username: 'Bob' }), {
         key: otherKey,
         typ: 'JWT',
       });
-      assert.equal((await v.validate(second, { user: 'bob' })).user, 'bob');
+      assert.equal((await v.validate(second, { user: 'bob' })).user, 'bob@other.test');
       // The first issuer's audience is not valid at the second issuer.
       const crossed = await sign(claims({ iss: other.url, preferred_username: 'bob' }), {
         key: otherKey,

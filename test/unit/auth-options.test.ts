@@ -145,8 +145,13 @@ test('the introspection client secret never prints', () => {
 test('challenge without a known issuer names the challenge issuer and its read scope', () => {
   const v = createTokenValidator({
     issuers: [
-      base,
-      { issuer: 'https://login.example.org/v2.0', audience: 'api://pop', scopes: { read: 'POP.Read' } },
+      { ...base, domains: 'example.com' },
+      {
+        issuer: 'https://login.example.org/v2.0',
+        audience: 'api://pop',
+        scopes: { read: 'POP.Read' },
+        domains: 'example.org',
+      },
     ],
     challengeIssuer: 'https://login.example.org/v2.0',
   });

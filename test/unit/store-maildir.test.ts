@@ -179,8 +179,8 @@ test('dovecot-uidlist parsing: version 1, unknown versions, and custom pop3_uidl
 });
 
 test('user names: normal forms and refusals', () => {
-  assert.equal(normalizeUser('Alice@Example.ORG'), 'alice@example.org');
-  assert.equal(normalizeUser('JOSÉ@exämple.org'), 'josé@exämple.org');
+  assert.equal(normalizeUser('Alice@Example.ORG'), 'Alice@Example.ORG');
+  assert.equal(normalizeUser('JOSE\u0301@exa\u0308mple.org'), 'JOS\u00c9@ex\u00e4mple.org');
   for (const bad of [
     '',
     'a/b',

@@ -17,6 +17,7 @@ import { EXIT, type ExitCode } from '../exit-codes.ts';
 
 interface DeliverFlags {
   user?: string;
+  keepCase?: boolean;
   store?: string;
   maxSize?: string;
 }
@@ -53,7 +54,10 @@ async function deliver(flags: DeliverFlags, ctx: CliContext): Promise<void> {
   const store = new MaildirStore(spec.root, maxMessageSize === undefined ? {} : { maxMessageSize });
   try {
     const input = ctx.stdin instanceof Readable ? ctx.stdin : Readable.from(ctx.stdin);
-    await store.deliver(user, input);
+    // Addresses are case-insensitive (Postfix's local(8) folds too, dovecot-lda's default
+    // auth_username_format is %Lu): lower case, as the server names email logins. A maildrop named
+    // by a case-sensitive `sub` keeps its case with --keep-case.
+    await store.deliver(flags.keepCase ? user : user.toLowerCase(), input);
   } finally {
     await store.close();
   }
@@ -67,7 +71,11 @@ export const registerDeliver: RegisterCommand = (program: Command, ctx: CliConte
         'Exits 0 only once the message is durable; 75 on a temporary failure, 65 for an ' +
         'unacceptable message, 78 for a configuration error.',
     )
-    .option('--user <name>', 'the maildrop owner, as the server names users (e.g. an e-mail address)')
+    .option(
+      '--user <name>',
+      'the maildrop owner, as the server names users (e.g. an e-mail address); lower-cased',
+    )
+    .option('--keep-case', 'keep the case of --user (maildrops named by a case-sensitive sub claim)')
     .option('--store <spec>', 'the maildrop store: maildir:/absolute/dir (env POPGATE_STORE)')
     .option('--max-size <octets>', 'refuse messages larger than this (default 104857600)')
     .action(async (flags: DeliverFlags) => {

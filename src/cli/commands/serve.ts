@@ -1,12 +1,16 @@
 // `popgate serve`: the POP3 server that accepts OAuth2. Reads the `[server]` table of a config
 // file (--config) and flags for the essentials, wires pino, prom-client and the token validator,
-// reloads TLS on SIGHUP and shuts down gracefully on SIGTERM/SIGINT. See docs/server.md.
+// reloads TLS on SIGHUP and shuts down gracefully on SIGTERM/SIGINT. See docs/server.md. Just
+// over 400 lines (architecture.md R1): the issuer wiring (tables, CA files, the start-up check)
+// stays with the rest of the setup it is merged into.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import pino from 'pino';
+import { caProblem } from '../../auth/ca.ts';
 import { type AuthEvent, createTokenValidator, type PopgateTokenValidator } from '../../auth/index.ts';
 import { ConfigError, isPopgateError } from '../../errors.ts';
+import { didYouMean } from '../../internal/options.ts';
 import { createAuditSink } from '../../observability/audit.ts';
 import type { Logger } from '../../observability/logger.ts';
 import {
@@ -21,6 +25,7 @@ import { MaildirStore } from '../../store/maildir-store.ts';
 import { parseStoreSpec } from '../../store/spec.ts';
 import type { RegisterCommand } from '../command.ts';
 import { parseConfig } from '../config.ts';
+import { SERVER_ISSUER_SETTINGS } from '../config-schema.ts';
 import type { CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 
@@ -32,6 +37,7 @@ interface ServeFlags {
   issuer?: string;
   audience?: string;
   jwks?: string;
+  issuerCa?: string;
   userClaim?: string;
   readScope?: string;
   deleteScope?: string;
@@ -79,10 +85,50 @@ function camelize(value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [camel(k), camelize(v)]));
 }
 
-/** Issuer tables: `jwks` (file or URL) and `introspection.client_secret_file` become options. */
+/**
+ * Reads an issuer's CA file and checks it holds usable PEM certificates; a problem is a
+ * ConfigError naming `key`, the file and what is wrong (exit 78).
+ */
+async function readIssuerCa(file: unknown, key: string): Promise<string> {
+  if (typeof file !== 'string' || file === '') {
+    throw new ConfigError('ERR_CONFIG_INVALID', `${key} must be the path of a PEM CA file`, { key });
+  }
+  const path = resolve(file);
+  let pem: string;
+  try {
+    pem = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError('ERR_CONFIG_INVALID', `${key}: cannot read ${path}: ${(error as Error).message}`, {
+      key,
+    });
+  }
+  const problem = caProblem(pem);
+  if (problem !== undefined) {
+    throw new ConfigError('ERR_CONFIG_INVALID', `${key}: ${path} is not a usable CA file: ${problem}`, {
+      key,
+    });
+  }
+  return pem;
+}
+
+/**
+ * Issuer tables: `jwks` (file or URL), `ca` (a PEM file) and `introspection.client_secret_file`
+ * become options; the other keys are the validator's, snake_case.
+ */
 async function issuerOptions(raw: unknown, index: number): Promise<Record<string, unknown>> {
   if (!isTable(raw)) bad(`issuers[${index}]`, 'must be a table');
+  const known = SERVER_ISSUER_SETTINGS.map((spec) => spec.key);
+  for (const key of Object.keys(raw)) {
+    if (!known.includes(key)) {
+      throw new ConfigError(
+        'ERR_CONFIG_UNKNOWN_KEY',
+        `unknown key server.issuers[${index}].${key}${didYouMean(key, known)} (known: ${known.join(', ')})`,
+        { key: `server.issuers[${index}].${key}` },
+      );
+    }
+  }
   const issuer = camelize(raw) as Record<string, unknown>;
+  if (issuer.ca !== undefined) issuer.ca = await readIssuerCa(issuer.ca, `server.issuers[${index}].ca`);
   const jwks = issuer.jwks;
   if (jwks !== undefined) {
     delete issuer.jwks;
@@ -181,6 +227,7 @@ export async function resolveServeSetup(flags: ServeFlags): Promise<ServeSetup> 
       if (/^https?:\/\//.test(flags.jwks)) issuer.jwksUrl = flags.jwks;
       else issuer.jwksFile = resolve(flags.jwks);
     }
+    if (flags.issuerCa !== undefined) issuer.ca = await readIssuerCa(flags.issuerCa, '--issuer-ca');
     if (flags.userClaim !== undefined) issuer.userClaim = flags.userClaim;
     if (flags.allowMissingTyp) issuer.allowMissingTyp = true;
     if (flags.readScope !== undefined || flags.deleteScope !== undefined) {
@@ -190,6 +237,10 @@ export async function resolveServeSetup(flags: ServeFlags): Promise<ServeSetup> 
       };
     }
     issuers.push(issuer);
+  } else if (flags.issuerCa !== undefined) {
+    throw new ConfigError('ERR_CONFIG_INVALID', '--issuer-ca goes with --issuer (in a config file use ca)', {
+      key: 'issuerCa',
+    });
   } else if (Array.isArray(table.issuers)) {
     for (const [i, raw] of table.issuers.entries()) issuers.push(await issuerOptions(raw, i));
   }
@@ -272,11 +323,31 @@ async function serve(flags: ServeFlags, ctx: CliContext): Promise<void> {
     ctx.stdout.write(`metrics http://${setup.metrics.host}:${metricsListener.address.port}/metrics\n`);
   }
   for (const a of addresses) ctx.stdout.write(`listening ${a.url}\n`);
-  validator.warmUp().catch((error) => {
-    logger.warn(
-      { code: isPopgateError(error) ? error.code : undefined },
-      'identity provider not reachable yet',
-    );
+  // Check every issuer now (discovery, JWKS) and say plainly which cannot be used, and why. The
+  // server runs anyway, as Dovecot does: the identity provider may come up later, and until it
+  // does its logins answer [SYS/TEMP].
+  validator.checkIssuers().then((checks) => {
+    for (const check of checks) {
+      if (check.ok) {
+        logger.info(
+          { issuer: check.issuer },
+          check.contacted
+            ? 'identity provider reachable'
+            : 'identity provider not contacted at start-up (keys from a file, introspection endpoint configured)',
+        );
+        continue;
+      }
+      const fields = {
+        issuer: check.issuer,
+        reason: check.reason,
+        ...(check.hint ? { hint: check.hint } : {}),
+      };
+      logger.warn(fields, 'identity provider not reachable yet');
+      ctx.stderr.write(
+        `popgate serve: issuer ${check.issuer} cannot be used yet: ${check.reason}` +
+          `${check.hint ? `; ${check.hint}` : ''}. Its logins answer [SYS/TEMP] until it can.\n`,
+      );
+    }
   });
   await new Promise<void>((resolve) => {
     const onHup = () => {
@@ -298,6 +369,7 @@ async function serve(flags: ServeFlags, ctx: CliContext): Promise<void> {
         .close({ graceMs: setup.graceMs })
         .then(() => metricsListener?.close())
         .then(() => store.close())
+        .then(() => validator.close())
         .finally(() => {
           process.off('SIGTERM', onStop);
           process.off('SIGINT', onStop);
@@ -328,6 +400,10 @@ export const registerServe: RegisterCommand = (program: Command, ctx: CliContext
     .option('--issuer <url>', 'trusted token issuer (its exact iss)')
     .option('--audience <aud>', 'audience this server accepts in aud')
     .option('--jwks <file|url>', "the issuer's JWKS; default: from discovery")
+    .option(
+      '--issuer-ca <file>',
+      "CA certificate(s), PEM, trusted for the issuer's discovery, JWKS and introspection (a private CA)",
+    )
     .option('--user-claim <claim>', 'claim holding the login name: email, preferred_username, upn, sub')
     .option('--read-scope <scope>', 'scope needed to log in (default pop3)')
     .option('--delete-scope <scope>', 'scope needed for DELE (default: the read scope)')
