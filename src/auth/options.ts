@@ -7,9 +7,9 @@
  */
 import { isAbsolute } from 'node:path';
 import { ConfigError } from '../errors.ts';
+import { caProblem } from '../internal/ca-file.ts';
 import { isLoopbackHost } from '../internal/loopback.ts';
 import { OptionsChecker } from '../internal/options.ts';
-import { caProblem } from './ca.ts';
 import {
   checkIssuerScopes,
   type EmailVerifiedRule,

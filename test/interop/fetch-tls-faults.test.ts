@@ -59,13 +59,15 @@ test('a CA file that holds no certificate is named, with what is wrong, and exit
   assert.equal(run.code, 78, run.stderr);
   assert.match(
     run.stderr,
-    new RegExp(`the CA file ${notPem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} holds no PEM certificate`),
+    new RegExp(
+      `the CA file ${notPem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not usable: it holds no PEM certificate`,
+    ),
   );
   const key = join(e.dir, 'key-not-ca.pem');
   await writeFile(key, '-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n');
   const keyRun = await runToEnd({ ...e, args: withArgs(e.args, { ca: key }) });
   assert.equal(keyRun.code, 78, keyRun.stderr);
-  assert.match(keyRun.stderr, /holds a private key; ca wants the CA certificate/);
+  assert.match(keyRun.stderr, /block 1 is a private key; a CA file holds only certificates/);
 });
 
 test('--tls starttls against an implicit-TLS port fails fast with "use --tls implicit" (exit 78)', async (t) => {

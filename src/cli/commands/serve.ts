@@ -7,9 +7,9 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import pino from 'pino';
-import { caProblem } from '../../auth/ca.ts';
 import { type AuthEvent, createTokenValidator, type PopgateTokenValidator } from '../../auth/index.ts';
 import { ConfigError, isPopgateError } from '../../errors.ts';
+import { readCaFile } from '../../internal/ca-file.ts';
 import { didYouMean } from '../../internal/options.ts';
 import { createAuditSink } from '../../observability/audit.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -85,30 +85,16 @@ function camelize(value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [camel(k), camelize(v)]));
 }
 
-/**
- * Reads an issuer's CA file and checks it holds usable PEM certificates; a problem is a
- * ConfigError naming `key`, the file and what is wrong (exit 78).
- */
+/** Reads an issuer's CA file, checked (internal/ca-file.ts); a problem is a ConfigError naming `key` (exit 78). */
 async function readIssuerCa(file: unknown, key: string): Promise<string> {
   if (typeof file !== 'string' || file === '') {
     throw new ConfigError('ERR_CONFIG_INVALID', `${key} must be the path of a PEM CA file`, { key });
   }
-  const path = resolve(file);
-  let pem: string;
-  try {
-    pem = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError('ERR_CONFIG_INVALID', `${key}: cannot read ${path}: ${(error as Error).message}`, {
-      key,
-    });
-  }
-  const problem = caProblem(pem);
-  if (problem !== undefined) {
-    throw new ConfigError('ERR_CONFIG_INVALID', `${key}: ${path} is not a usable CA file: ${problem}`, {
-      key,
-    });
-  }
-  return pem;
+  return readCaFile(resolve(file), key).catch((error: unknown) => {
+    throw isPopgateError(error)
+      ? new ConfigError('ERR_CONFIG_INVALID', `${key}: ${error.message}`, { key })
+      : error;
+  });
 }
 
 /**
