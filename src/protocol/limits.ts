@@ -32,7 +32,7 @@ export interface Pop3Limits {
   readonly maxLoggedText: number;
 }
 
-export const DEFAULT_LIMITS: Pop3Limits = Object.freeze({
+export const DEFAULT_WIRE_LIMITS: Pop3Limits = Object.freeze({
   maxLineLength: 8192,
   maxCommandLength: 255,
   maxMultilineResponse: 64 * 1024 * 1024,
@@ -87,7 +87,7 @@ function resolveNumbers<T extends object>(
 
 /** Defaults overlaid with `overrides`; unknown keys and non-positive integers are refused. */
 export function resolveLimits(overrides?: Partial<Pop3Limits>): Pop3Limits {
-  const limits = resolveNumbers('limit', DEFAULT_LIMITS, overrides, 1);
+  const limits = resolveNumbers('limit', DEFAULT_WIRE_LIMITS, overrides, 1);
   if (limits.maxLineLength < 64) {
     throw new ConfigError('ERR_CONFIG_INVALID', 'limit "maxLineLength" must be at least 64', {
       key: 'maxLineLength',

@@ -111,10 +111,10 @@ export type ProxyResolution =
 export function resolveProxyCommand(
   state: ProxyState,
   line: Buffer,
-  limits: { commandLineLength: number; saslResponseLength: number },
+  limits: { commandLineLength: number; maxSaslResponse: number },
 ): ProxyResolution {
   const isAuth = /^auth /i.test(line.subarray(0, 5).toString('latin1'));
-  const max = isAuth ? limits.saslResponseLength + AUTH_LINE_ROOM : limits.commandLineLength;
+  const max = isAuth ? limits.maxSaslResponse + AUTH_LINE_ROOM : limits.commandLineLength;
   if (line.length + 2 > max)
     return { kind: 'refuse', text: 'Command line too long; closing', bad: false, fatal: true };
   let parsed: ParsedCommand;

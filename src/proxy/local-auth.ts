@@ -71,7 +71,7 @@ export async function authCommand(ctx: ProxyContext, args: readonly string[]): P
   }
   let credentials: { authzid: string; user: string; password: string };
   try {
-    credentials = decodePlain(response === '=' ? '' : response, ctx.shared.options.limits.saslResponseLength);
+    credentials = decodePlain(response === '=' ? '' : response, ctx.shared.options.limits.maxSaslResponse);
   } catch {
     await failed(ctx, 'PLAIN', undefined, undefined, 'malformed', false);
     ctx.err('Invalid SASL PLAIN response', 'AUTH');

@@ -50,7 +50,7 @@ export function resolveCommand(
   registry: ReadonlyMap<Pop3Verb, CommandHandler>,
   state: SessionState,
   line: Buffer,
-  limits: Pick<ServerLimits, 'commandLineLength' | 'saslResponseLength'>,
+  limits: Pick<ServerLimits, 'commandLineLength' | 'maxSaslResponse'>,
   isAvailable: (handler: CommandHandler) => boolean = () => true,
 ): Resolution {
   // AUTH may carry an initial response as long as the SASL cap (RFC 5034 §4 lets clients send

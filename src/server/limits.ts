@@ -4,18 +4,18 @@
  * stateful guards: connection counting per IP and per user, and failed-login throttling with
  * growing delays.
  */
-import { DEFAULT_LIMITS as WIRE_LIMITS } from '../protocol/limits.ts';
+import { DEFAULT_WIRE_LIMITS } from '../protocol/limits.ts';
 
 /** The server's limits; every field has a default in {@link DEFAULT_LIMITS}. */
 export interface ServerLimits {
   /** Longest command line in octets including CRLF (RFC 2449 §4: 255 octets, plus slack). */
   readonly commandLineLength: number;
   /**
-   * Longest SASL response line (base64) in octets; separate from the command cap. The server's
-   * name (config key `sasl_response_length`) of the bound the client calls `maxSaslResponse`
-   * (src/protocol/limits.ts); both default to the same value.
+   * Longest SASL response line (base64) in octets; separate from the command cap. The same bound,
+   * by the same name and default, as the client's (src/protocol/limits.ts). Config key
+   * `max_sasl_response` (`sasl_response_length`, its older name, is still read).
    */
-  readonly saslResponseLength: number;
+  readonly maxSaslResponse: number;
   /** Idle time before the session is closed (RFC 1939 §3: at least 10 minutes). */
   readonly idleTimeoutMs: number;
   /** Longest a session may last, whatever it does. */
@@ -51,7 +51,7 @@ export interface ServerLimits {
 
 export const DEFAULT_LIMITS: ServerLimits = Object.freeze({
   commandLineLength: 512,
-  saslResponseLength: WIRE_LIMITS.maxSaslResponse,
+  maxSaslResponse: DEFAULT_WIRE_LIMITS.maxSaslResponse,
   idleTimeoutMs: 10 * 60_000,
   maxSessionMs: 4 * 3_600_000,
   tokenExpiryGraceMs: 60_000,
@@ -70,7 +70,7 @@ export const DEFAULT_LIMITS: ServerLimits = Object.freeze({
 // --- fixed bounds of one session (not configurable) ---------------------------------------
 
 /**
- * Room an `AUTH` line has beyond {@link ServerLimits.saslResponseLength}: RFC 5034 §4 lets the
+ * Room an `AUTH` line has beyond {@link ServerLimits.maxSaslResponse}: RFC 5034 §4 lets the
  * initial response ride on the command line, after `AUTH`, a SASL mechanism name (at most 20
  * characters, RFC 4422 §3.1) and two spaces, and before CRLF: 29 octets, rounded up.
  */
@@ -81,8 +81,8 @@ export const AUTH_LINE_ROOM = 64;
  * cap. It is the line reader's hard cap; ordinary command lines are held to the shorter
  * `commandLineLength` when parsed.
  */
-export function authLineLength(limits: Pick<ServerLimits, 'saslResponseLength'>): number {
-  return limits.saslResponseLength + AUTH_LINE_ROOM;
+export function authLineLength(limits: Pick<ServerLimits, 'maxSaslResponse'>): number {
+  return limits.maxSaslResponse + AUTH_LINE_ROOM;
 }
 
 /**

@@ -67,7 +67,7 @@ describe('AUTH', () => {
   });
 
   it('closes the connection on a SASL response over the cap', async (t) => {
-    const s = await startTestServer({ limits: { saslResponseLength: 2048 } });
+    const s = await startTestServer({ limits: { maxSaslResponse: 2048 } });
     t.after(() => s.close());
     const c = await s.client();
     assert.equal(await c.command('AUTH XOAUTH2'), '+ ');

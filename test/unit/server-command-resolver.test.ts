@@ -7,7 +7,7 @@ import { COMMAND_REGISTRY } from '../../src/server/commands/index.ts';
 import { AUTH_LINE_ROOM, DEFAULT_LIMITS } from '../../src/server/limits.ts';
 import type { SessionState } from '../../src/server/state.ts';
 
-const LIMITS = { commandLineLength: 512, saslResponseLength: 1024 };
+const LIMITS = { commandLineLength: 512, maxSaslResponse: 1024 };
 
 function resolve(line: string, state: SessionState = 'AUTHORIZATION', limits = LIMITS): Resolution {
   return resolveCommand(COMMAND_REGISTRY, state, Buffer.from(line, 'latin1'), limits);
@@ -100,22 +100,22 @@ describe('resolveCommand', () => {
   });
 
   it('lets an AUTH line reach the SASL cap plus its room', () => {
-    const max = LIMITS.saslResponseLength + AUTH_LINE_ROOM;
+    const max = LIMITS.maxSaslResponse + AUTH_LINE_ROOM;
     assert.equal(ran(resolve(lineOf('AUTH XOAUTH2 ', max))).verb, 'AUTH');
     assert.equal(ran(resolve(lineOf('auth XOAUTH2 ', max))).verb, 'AUTH');
   });
 
   it('refuses an AUTH line one octet over the SASL cap plus its room', () => {
-    const r = refusal(resolve(lineOf('AUTH XOAUTH2 ', LIMITS.saslResponseLength + AUTH_LINE_ROOM + 1)));
+    const r = refusal(resolve(lineOf('AUTH XOAUTH2 ', LIMITS.maxSaslResponse + AUTH_LINE_ROOM + 1)));
     assert.deepEqual([r.reason, r.fatal], ['too-long', true]);
   });
 
   it('holds a non-AUTH line of AUTH length to the command cap', () => {
-    assert.equal(refusal(resolve(lineOf('PASS ', LIMITS.saslResponseLength))).reason, 'too-long');
+    assert.equal(refusal(resolve(lineOf('PASS ', LIMITS.maxSaslResponse))).reason, 'too-long');
   });
 
   it('uses the default limits: an AUTH line of 64 KiB passes', () => {
-    const line = lineOf('AUTH OAUTHBEARER ', DEFAULT_LIMITS.saslResponseLength);
+    const line = lineOf('AUTH OAUTHBEARER ', DEFAULT_LIMITS.maxSaslResponse);
     assert.equal(ran(resolve(line, 'AUTHORIZATION', DEFAULT_LIMITS)).verb, 'AUTH');
   });
 });

@@ -262,7 +262,7 @@ describe('POP3 commands', () => {
   });
 
   it('closes the connection when a line grows past the hard cap without a line end', async (t) => {
-    const s = await startTestServer({ limits: { saslResponseLength: 1024 } });
+    const s = await startTestServer({ limits: { maxSaslResponse: 1024 } });
     t.after(() => s.close());
     const c = await s.client();
     c.write('A'.repeat(4096));

@@ -85,6 +85,9 @@ function camelize(value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [camel(k), camelize(v)]));
 }
 
+/** Older names of `[server.limits]` keys, still read so existing configs keep working. */
+const LIMIT_ALIASES: Readonly<Record<string, keyof ServerLimits>> = { saslResponseLength: 'maxSaslResponse' };
+
 /** Reads an issuer's CA file, checked (internal/ca-file.ts); a problem is a ConfigError naming `key` (exit 78). */
 async function readIssuerCa(file: unknown, key: string): Promise<string> {
   if (typeof file !== 'string' || file === '') {
@@ -194,7 +197,7 @@ export async function resolveServeSetup(flags: ServeFlags): Promise<ServeSetup> 
   if (table.limits !== undefined) {
     if (!isTable(table.limits)) bad('limits', 'must be a table');
     for (const [key, value] of Object.entries(table.limits)) {
-      const name = camel(key) as keyof ServerLimits;
+      const name = (LIMIT_ALIASES[camel(key)] ?? camel(key)) as keyof ServerLimits;
       if (!(name in DEFAULT_LIMITS)) {
         throw new ConfigError('ERR_CONFIG_UNKNOWN_KEY', `unknown key server.limits.${key}`, {
           key: `server.limits.${key}`,

@@ -55,7 +55,7 @@ export const auth: CommandHandler = {
 };
 
 async function exchange(ctx: CommandContext, mechanism: ServerMechanism, response: string): Promise<void> {
-  const cap = ctx.options.limits.saslResponseLength;
+  const cap = ctx.options.limits.maxSaslResponse;
   let user: string | undefined;
   let token: string;
   try {
