@@ -10,6 +10,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { readCappedBody } from '../internal/http-body.ts';
+import { classifyTlsFailure } from '../internal/tls-errors.ts';
 import { checkServerIdentityStrict, serverNameFor } from '../internal/tls-identity.ts';
 
 /** Upper bound on a metadata, JWKS or introspection response body. */
@@ -33,36 +34,27 @@ export class HttpFailure extends Error {
 const SET_CA =
   "trust the CA that signed it: the issuer's ca option (popgate serve: ca in [[server.issuers]] or --issuer-ca FILE)";
 
-/** Node's certificate verification codes, by what the operator should do about them. */
-const UNTRUSTED = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_UNTRUSTED',
-  'CERT_SIGNATURE_FAILURE',
-]);
-
 /** A network or TLS error of a request as an HttpFailure naming the reason and the fix. */
 export function networkFailure(error: unknown, url: URL): HttpFailure {
   const code = (error as { code?: unknown } | undefined)?.code;
   const c = typeof code === 'string' ? code : undefined;
   const host = url.host;
-  if (c !== undefined && UNTRUSTED.has(c)) {
-    return new HttpFailure(`the issuer's certificate is not trusted (${c})`, undefined, error, SET_CA);
+  // What a TLS failure means is decided in one place (internal/tls-errors.ts).
+  const tls = classifyTlsFailure(error);
+  if (tls.kind === 'untrusted') {
+    return new HttpFailure(`the issuer's certificate is not trusted (${tls.code})`, undefined, error, SET_CA);
   }
-  if (c === 'CERT_HAS_EXPIRED' || c === 'CERT_NOT_YET_VALID') {
+  if (tls.kind === 'expired') {
     return new HttpFailure(
-      `the certificate of ${host} ${c === 'CERT_HAS_EXPIRED' ? 'has expired' : 'is not valid yet'} (${c})`,
+      `the certificate of ${host} ${tls.code === 'CERT_HAS_EXPIRED' ? 'has expired' : 'is not valid yet'} (${tls.code})`,
       undefined,
       error,
       'renew the identity provider certificate (or check this machine clock)',
     );
   }
-  if (c === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+  if (tls.kind === 'name') {
     return new HttpFailure(
-      `the issuer's certificate does not name ${url.hostname} (${c})`,
+      `the issuer's certificate does not name ${url.hostname} (${tls.code})`,
       undefined,
       error,
       'use the host name the certificate was issued for in the issuer URL, or reissue the certificate',
