@@ -23,19 +23,14 @@ test('token_command: the timeout ends the wait even when a child of the command 
   // The shell forks `sleep` (which inherits stdout) and waits: killing the shell alone leaves the
   // pipe open until `sleep` ends. The test must not wait for that.
   const provider = tokenCommandProvider(`sleep 600 & echo $! > ${pidFile}; wait; echo never`, env, 300);
-  t.after(async () => {
-    const pid = Number(await readFile(pidFile, 'utf8').catch(() => ''));
-    if (pid > 0) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {}
-    }
-  });
   await assert.rejects(provider({ forceRefresh: false }), (error: unknown) => {
     assert.ok(isPopgateError(error, 'ERR_OAUTH_TRANSIENT'));
     assert.match((error as Error).message, /token_command did not finish within 300 ms and was stopped/);
     return true;
   });
+  // The sleeper is an orphan now; end it here (the temp dir holding its pid goes in t.after).
+  const pid = Number(await readFile(pidFile, 'utf8').catch(() => ''));
+  if (pid > 0) process.kill(pid, 'SIGKILL');
 });
 
 test('token_command: POPGATE_FORCE_REFRESH is 0 on a first ask and 1 when the server refused the token', async () => {
