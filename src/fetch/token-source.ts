@@ -37,7 +37,22 @@ export function tokenCommandProvider(
       });
       let out = '';
       let errText = '';
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      let timedOut = false;
+      // On timeout the shell is killed and the answer given at once: a command the shell started
+      // (`sleep 100; echo TOKEN` forks `sleep`) keeps the pipes open after the shell dies, so
+      // waiting for them to close would wait for it too.
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+        child.stdout.destroy();
+        child.stderr.destroy();
+        reject(
+          new OAuthError(
+            'ERR_OAUTH_TRANSIENT',
+            `token_command did not finish within ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`} and was stopped`,
+          ),
+        );
+      }, timeoutMs);
       child.stdout.on('data', (c: Buffer) => {
         if (out.length <= MAX_TOKEN) out += c.toString('utf8');
       });
@@ -54,6 +69,7 @@ export function tokenCommandProvider(
       });
       child.once('close', (code, signal) => {
         clearTimeout(timer);
+        if (timedOut) return;
         if (code !== 0) {
           // stderr is shown (capped, printable only): it is the helper's own diagnostics, not stdout.
           const detail = errText

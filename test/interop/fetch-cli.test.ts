@@ -3,11 +3,13 @@
 // lock, SIGTERM finishing cleanly, and the progress display in a real terminal (tmux).
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { recordTestSecret } from '../../dev/secret-ledger.ts';
 import { type DovecotInstance, startDovecot } from '../helpers/dovecot.ts';
 import { writeUniformMessages } from '../helpers/mail-fixtures.ts';
 import { requirePeer } from '../helpers/peers.ts';
@@ -20,6 +22,7 @@ const USERS = [
   'lock@example.test',
   'term@example.test',
   'tty@example.test',
+  'env@example.test',
 ];
 let shared: Promise<DovecotInstance> | undefined;
 function dovecot(): Promise<DovecotInstance> {
@@ -142,7 +145,7 @@ test('a failing delivery command: that message is not recorded, not deleted, and
   const script = join(s.dir, 'deliver.sh');
   await writeFile(
     script,
-    `#!/bin/sh\nf=$(mktemp ${out}/.in.XXXXXX)\ncat > "$f"\nif [ -z "$LET_ALL" ] && grep -qF '${failOn}' "$f"; then rm -f "$f"; echo "mailbox refuses this one" >&2; exit 1; fi\nmv "$f" ${out}/$POPGATE_UIDL\n`,
+    `#!/bin/sh\nf=$(mktemp ${out}/.in.XXXXXX)\ncat > "$f"\nif [ ! -e ${s.dir}/let-all ] && grep -qF '${failOn}' "$f"; then rm -f "$f"; echo "mailbox refuses this one" >&2; exit 1; fi\nmv "$f" ${out}/$POPGATE_UIDL\n`,
     { mode: 0o700 },
   );
   const first = await cli(s, ['--deliver', script, '--delete']);
@@ -153,12 +156,67 @@ test('a failing delivery command: that message is not recorded, not deleted, and
   assert.equal(await serverCount(s.source), 1, 'only the failed message stays on the server');
   const retry = await cli(s, ['--deliver', script, '--delete']);
   assert.equal(retry.code, 75);
-  s.env.LET_ALL = '1';
+  await writeFile(join(s.dir, 'let-all'), '');
   const fixed = await cli(s, ['--deliver', script, '--delete']);
   assert.equal(fixed.code, 0, fixed.stderr);
   assert.match(fixed.stdout, /fetched 1 message /);
   assert.equal((await readdir(out)).length, 12);
   assert.equal(await serverCount(s.source), 0);
+});
+
+test('the delivery command gets a minimal environment: no passphrase, no token, no unlisted variable', async (t) => {
+  if (!requirePeer(t, 'dovecot')) return;
+  const s = await setup(t, 'env@example.test', 2);
+  const out = join(s.dir, 'out');
+  await mkdir(out);
+  const passphrase = `pass-${randomBytes(12).toString('hex')}`;
+  recordTestSecret(passphrase);
+  const token = (await readFile(join(s.dir, 'token'), 'utf8')).trim();
+  Object.assign(s.env, {
+    POPGATE_PASSPHRASE: passphrase,
+    POPGATE_KEY_SOURCE: 'passphrase',
+    SSH_AUTH_SOCK: '/tmp/agent.sock',
+    SOME_UNLISTED: 'x',
+    LANG: 'C.UTF-8',
+    LC_TIME: 'C',
+    TZ: 'UTC',
+    TMPDIR: tmpdir(),
+    USER: 'someone',
+    LOGNAME: 'someone',
+    SHELL: '/bin/sh',
+  });
+  const run = await cli(s, ['--deliver', `/bin/sh -c 'env' > ${out}/$POPGATE_UIDL; cat > /dev/null`]);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  const files = await readdir(out);
+  assert.equal(files.length, 2);
+  const allowed = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TZ', 'TMPDIR']);
+  // Set by the shells themselves, not passed by popgate.
+  const shells = new Set(['PWD', 'OLDPWD', 'SHLVL', '_']);
+  for (const file of files) {
+    const text = await readFile(join(out, file), 'utf8');
+    assert.ok(!text.includes(passphrase), 'the passphrase does not reach the command');
+    assert.ok(!text.includes(token), 'the token does not reach the command');
+    const vars = new Map(
+      text
+        .trim()
+        .split('\n')
+        .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as const),
+    );
+    for (const name of vars.keys()) {
+      assert.ok(
+        allowed.has(name) || name.startsWith('LC_') || name.startsWith('POPGATE_') || shells.has(name),
+        `unlisted variable ${name} reached the command`,
+      );
+    }
+    assert.deepEqual([...vars.keys()].filter((n) => n.startsWith('POPGATE_')).sort(), [
+      'POPGATE_ACCOUNT',
+      'POPGATE_UIDL',
+    ]);
+    assert.equal(vars.get('POPGATE_UIDL'), file);
+    assert.equal(vars.get('POPGATE_ACCOUNT'), 'default');
+    for (const name of ['LANG', 'LC_TIME', 'TZ', 'TMPDIR', 'USER', 'LOGNAME', 'SHELL', 'PATH', 'HOME'])
+      assert.equal(vars.get(name), s.env[name], `${name} is passed on`);
+  }
 });
 
 test('a second fetch of the same account exits 75 with a clear message while the first runs', async (t) => {

@@ -1,8 +1,10 @@
 // `popgate doctor` against a real Dovecot: a healthy account reports DNS, TCP, TLS, CAPA, the
 // token and file modes as ok; a wrong CA, an expired token and a loose token file are each named
-// with the fix, and the exit code says which kind of problem it is.
+// with the fix, and the exit code says which kind of problem it is; `~` in token_file is the file
+// fetch reads (a real CLI child with only HOME set).
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -14,6 +16,12 @@ import { main } from '../../src/cli/main.ts';
 import { resolvePaths } from '../../src/cli/paths.ts';
 import { type DovecotInstance, sharedDovecot } from '../helpers/dovecot.ts';
 import { requirePeer } from '../helpers/peers.ts';
+import { appendTestLog } from '../helpers/test-log.ts';
+
+const BIN = new URL('../../bin/popgate.js', import.meta.url).pathname;
+/** The test runner's choice of compiled code for CLI children, passed on. */
+const runDist = (): Record<string, string> =>
+  process.env.POPGATE_RUN_DIST ? { POPGATE_RUN_DIST: process.env.POPGATE_RUN_DIST } : {};
 
 const USER = 'doctor@example.test';
 const dovecot = sharedDovecot({ users: [USER] });
@@ -129,4 +137,41 @@ test('doctor judges scopes by what POP3 needs: OpenID scopes never make a warnin
     missingPop3Scopes(['https://outlook.office.com/POP.AccessAsUser.All', 'offline_access'], []),
     ['https://outlook.office.com/POP.AccessAsUser.All'],
   );
+});
+
+test('doctor (a real CLI child) expands ~ in token_file and checks the file fetch reads', async (t) => {
+  if (!requirePeer(t, 'dovecot')) return;
+  const d = await dovecot();
+  const home = await mkdtemp(join(tmpdir(), 'popgate-doctor-home-'));
+  t.after(() => rm(home, { recursive: true, force: true }));
+  await mkdir(join(home, '.config', 'popgate'), { recursive: true });
+  await writeFile(join(home, 'ca.pem'), d.caCertPem);
+  await writeFile(join(home, 'tok'), await d.mintToken(USER, { claims: { scope: 'pop3' } }), { mode: 0o600 });
+  await writeFile(
+    join(home, '.config', 'popgate', 'config.toml'),
+    `[accounts.box]\nuser = "${USER}"\nhost = "127.0.0.1"\nport = ${d.popsPort}\nca = "~/ca.pem"\ntoken_file = "~/tok"\n`,
+  );
+  // Only HOME: the config, state and data directories all follow from it, and so does `~`.
+  const doctor = async () => {
+    const child = spawn(process.execPath, [BIN, 'doctor'], {
+      env: { HOME: home, PATH: process.env.PATH ?? '', ...runDist() },
+      cwd: home,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    appendTestLog('fetch-doctor', out);
+    return { code, out };
+  };
+  const healthy = await doctor();
+  assert.equal(healthy.code, 0, healthy.out);
+  assert.match(healthy.out, /^ {2}token\s+ok/m);
+  assert.ok(healthy.out.includes(`files   ok    token_file ${home}/tok mode 600`), healthy.out);
+  await chmod(join(home, 'tok'), 0o644);
+  const loose = await doctor();
+  assert.equal(loose.code, 78, loose.out);
+  assert.ok(loose.out.includes(`token_file ${home}/tok is mode 644`), loose.out);
+  assert.ok(loose.out.includes(`fix: chmod 600 ${home}/tok`), loose.out);
 });

@@ -82,6 +82,65 @@ test('local form: any split of the input gives the same LF output, quoting and M
   );
 });
 
+/** mboxrd quoting as the definition says it, line by line, on the whole LF text. */
+function referenceQuote(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => (/^>*From /.test(line) ? `>${line}` : line))
+    .join('\n');
+}
+
+test('mbox quoting equals the line-by-line reference for long > runs split at any chunk boundaries', async () => {
+  const piece = fc.oneof(
+    fc.integer({ min: 1, max: 3000 }).map((n) => '>'.repeat(n)),
+    fc.constantFrom('From ', 'From', 'Fro', 'F', 'x', '\n', '\r\n', '>F', ' '),
+  );
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(piece, { maxLength: 12 }),
+      fc.array(fc.nat(), { maxLength: 40 }),
+      async (parts, cuts) => {
+        const input = Buffer.from(parts.join(''), 'latin1');
+        const points = [...new Set(cuts.map((c) => c % (input.length + 1)))].sort((a, b) => a - b);
+        const chunks: Buffer[] = [];
+        let last = 0;
+        for (const p of points) {
+          chunks.push(input.subarray(last, p));
+          last = p;
+        }
+        chunks.push(input.subarray(last));
+        const { out } = await convert(chunks, { mboxQuote: true });
+        assert.equal(out, referenceQuote(input.toString('latin1').replace(/\r\n/g, '\n')));
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test('mbox quoting holds back at most 4 bytes, however long a line of > runs (64 MiB, linear work)', async () => {
+  // A hostile server may send one huge line of `>`. The quoting must pass it on as it arrives
+  // (holding only a partial `From `), not keep the undecided line and rescan it on every chunk.
+  const form = new LocalForm({ mboxQuote: true });
+  form.resume();
+  const chunk = Buffer.alloc(64 * 1024, '>');
+  let fed = 0;
+  let worstHeld = 0;
+  for (let i = 0; i < 1024; i++) {
+    await new Promise((resolve) => form.write(chunk, resolve));
+    fed += chunk.length;
+    worstHeld = Math.max(worstHeld, fed - form.bytes);
+    if (fed - form.bytes > 4) break;
+  }
+  assert.ok(worstHeld <= 4, `held back ${worstHeld} bytes of a line of >`);
+  await new Promise((resolve) => form.write(Buffer.from('Fro'), resolve));
+  assert.equal(form.quoteHeldBack, 3, 'a partial From is held back');
+  assert.equal(fed - form.bytes + 3, 3);
+  const done = new Promise((resolve) => form.on('end', resolve));
+  form.end(Buffer.from('m x\n'));
+  await done;
+  assert.equal(form.bytes, fed + 'From x\n'.length + 1, 'the From line gained one >');
+});
+
 test('local form finds a folded Message-ID in the header only', async () => {
   const r = await convert(
     [Buffer.from('Subject: x\r\nMessage-Id:\r\n  <abc@host>\r\n\r\nMessage-ID: <body@x>\r\n')],

@@ -112,7 +112,7 @@ export function combineExitCodes(codes: readonly number[]): number {
   return EXIT.OK;
 }
 
-interface RoundResult {
+export interface RoundResult {
   readonly exitCode: number;
   readonly loginDelaySeconds: number;
 }
@@ -249,28 +249,63 @@ async function fetchCommand(flags: FetchFlags, ctx: CliContext): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    for (;;) {
-      fetching = true;
-      const result = await fetchRound(accounts, flags, ctx, reporter, controller.signal).finally(() => {
-        fetching = false;
-      });
-      ctx.exitCode = result.exitCode;
-      if (!flags.watch || controller.signal.aborted || result.exitCode === EXIT.CONFIG) break;
-      // Poll with ±10 % jitter so many clients do not hit the server at the same second; never
-      // sooner than the LOGIN-DELAY the server announced.
-      const base = Math.max(every, result.loginDelaySeconds * 1000);
-      const wait = Math.round(base * (0.9 + Math.random() * 0.2));
-      reporter.note(`popgate: next fetch in ${Math.round(wait / 1000)} s (Ctrl-C to stop)`);
-      try {
-        await sleep(wait, undefined, { signal: controller.signal });
-      } catch {
-        break;
-      }
-    }
+    ctx.exitCode = await watchLoop({
+      watch: flags.watch === true,
+      everyMs: every,
+      signal: controller.signal,
+      round: () => {
+        fetching = true;
+        return fetchRound(accounts, flags, ctx, reporter, controller.signal).finally(() => {
+          fetching = false;
+        });
+      },
+      note: (text) => reporter.note(text),
+      sleep: (ms, signal) => sleep(ms, undefined, { signal }),
+      random: Math.random,
+    });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     reporter.close();
+  }
+}
+
+/**
+ * The wait before the next `--watch` round: the interval with ±10 % jitter, so many clients do not
+ * hit the server at the same second, and never shorter than the LOGIN-DELAY the server announced
+ * (RFC 2449 §6.8), jitter included.
+ */
+export function nextPollDelayMs(everyMs: number, loginDelaySeconds: number, random: () => number): number {
+  const base = Math.max(everyMs, loginDelaySeconds * 1000);
+  return Math.max(Math.round(base * (0.9 + random() * 0.2)), loginDelaySeconds * 1000);
+}
+
+export interface WatchLoopOptions {
+  readonly watch: boolean;
+  readonly everyMs: number;
+  readonly signal: AbortSignal;
+  readonly round: () => Promise<RoundResult>;
+  readonly note: (text: string) => void;
+  /** Resolves after `ms`, rejects when `signal` aborts. */
+  readonly sleep: (ms: number, signal: AbortSignal) => Promise<unknown>;
+  readonly random: () => number;
+}
+
+/**
+ * Runs one round, or with `watch` rounds until a signal or a configuration error (which the next
+ * round would only repeat); resolves with the last round's exit code.
+ */
+export async function watchLoop(options: WatchLoopOptions): Promise<number> {
+  for (;;) {
+    const result = await options.round();
+    if (!options.watch || options.signal.aborted || result.exitCode === EXIT.CONFIG) return result.exitCode;
+    const wait = nextPollDelayMs(options.everyMs, result.loginDelaySeconds, options.random);
+    options.note(`popgate: next fetch in ${Math.round(wait / 1000)} s (Ctrl-C to stop)`);
+    try {
+      await options.sleep(wait, options.signal);
+    } catch {
+      return result.exitCode;
+    }
   }
 }
 

@@ -4,6 +4,12 @@
  * (capped) for the report. The destination cannot be inspected after a crash, so an announced
  * but unconfirmed delivery is `unknown` and is delivered again (with `POPGATE_REDELIVERY=1` in
  * the environment so a command can deduplicate): at-least-once only in that narrow window.
+ *
+ * The command gets a minimal environment, not popgate's: the variables in
+ * {@link DELIVERY_ENV_NAMES} (and `LC_*`) taken from `options.env`, plus `POPGATE_ACCOUNT`,
+ * `POPGATE_UIDL` and `POPGATE_REDELIVERY`. Anything else popgate runs with (its passphrase, a
+ * token, a client secret, proxies, editor settings) stays out, as Dovecot's `import_environment`
+ * and cron keep their programs' environments to a named list. docs/fetch.md lists them.
  */
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -14,13 +20,49 @@ import type { Intent, MessageInfo, PublishOutcome, RecoveryResult, Sink, Staged 
 
 const STDERR_CAP = 2048;
 
+/**
+ * The variables a delivery command inherits from popgate's environment (when set there): what
+ * procmail, maildrop, dovecot-lda, sendmail and a shell script need to find programs, the user's
+ * home and mailbox, and to format dates and text. `LC_*` passes too.
+ */
+export const DELIVERY_ENV_NAMES: readonly string[] = Object.freeze([
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LANGUAGE',
+  'TZ',
+  'TMPDIR',
+]);
+
+/** The environment of one delivery: the allowed names from `env`, then popgate's own variables. */
+export function deliveryEnvironment(
+  env: NodeJS.ProcessEnv,
+  message: { account: string; uidl: string; redelivery: boolean },
+): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) continue;
+    if (DELIVERY_ENV_NAMES.includes(name) || /^LC_[A-Z_]+$/.test(name)) out[name] = value;
+  }
+  out.POPGATE_ACCOUNT = message.account;
+  out.POPGATE_UIDL = message.uidl;
+  if (message.redelivery) out.POPGATE_REDELIVERY = '1';
+  return out;
+}
+
 interface CommandStaged extends Staged {
   readonly spool: SpoolFile;
 }
 
 export interface CommandSinkOptions {
   readonly spoolDir: string;
-  /** Environment for the command (the CLI passes its own). */
+  /**
+   * The environment popgate runs in (the CLI passes its own); the command gets only the
+   * {@link DELIVERY_ENV_NAMES} part of it, see {@link deliveryEnvironment}.
+   */
   readonly env?: NodeJS.ProcessEnv;
   /** Kill a command that runs longer than this (default 10 minutes). */
   readonly timeoutMs?: number;
@@ -76,12 +118,11 @@ export class CommandSink implements Sink {
   }
 
   #run(staged: CommandStaged): Promise<PublishOutcome> {
-    const env: NodeJS.ProcessEnv = {
-      ...(this.#options.env ?? {}),
-      POPGATE_ACCOUNT: staged.info.account,
-      POPGATE_UIDL: staged.info.uidl,
-    };
-    if (this.redelivery.has(staged.info.uidl)) env.POPGATE_REDELIVERY = '1';
+    const env = deliveryEnvironment(this.#options.env ?? {}, {
+      account: staged.info.account,
+      uidl: staged.info.uidl,
+      redelivery: this.redelivery.has(staged.info.uidl),
+    });
     return new Promise((resolve) => {
       const child = spawn('/bin/sh', ['-c', this.command], { stdio: ['pipe', 'ignore', 'pipe'], env });
       let stderr = '';

@@ -33,9 +33,12 @@ export class LocalForm extends Transform {
   readonly #lf: boolean;
   readonly #quote: boolean;
   readonly #toLf = new CrlfToLf();
-  #lineCarry: Buffer | undefined;
-  #atLineStart = true;
+  /** At a line start whose `From ` quoting is not decided yet. */
+  #deciding = true;
+  /** Bytes of `From ` matched after the line's `>` run (0..4), held back. */
+  #fromMatched = 0;
   #header: Buffer[] = [];
+  #headerTail: Buffer = Buffer.alloc(0);
   #headerBytes = 0;
   #headerDone = false;
   #lastByte = -1;
@@ -64,35 +67,63 @@ export class LocalForm extends Transform {
     callback();
   }
 
+  /**
+   * mboxrd quoting in one pass with O(1) state: the `>` run at a line start is passed on at once
+   * (a `>` added anywhere in that run gives the same bytes as one added before it), and only the
+   * up to four bytes of a partial `From ` are held back, as a count (they are known to be a
+   * prefix of `From `). Holding the whole undecided line instead made a long line of `>` cost
+   * quadratic time and unbounded memory.
+   */
   #emitQuoted(input: Buffer, final: boolean): void {
     if (!this.#quote) {
       if (input.length > 0) this.#out(input);
       return;
     }
-    const buf = this.#lineCarry ? Buffer.concat([this.#lineCarry, input]) : input;
-    this.#lineCarry = undefined;
     const pieces: Buffer[] = [];
+    const buf = input;
     let pos = 0;
     while (pos < buf.length) {
-      if (this.#atLineStart) {
-        let i = pos;
-        while (i < buf.length && buf[i] === GT) i++;
-        if (i + FROM.length > buf.length && !final) {
-          // Cannot decide yet whether this line needs quoting: wait for more bytes.
-          this.#lineCarry = buf.subarray(pos);
-          break;
+      if (!this.#deciding) {
+        const nl = buf.indexOf(LF, pos);
+        const end = nl === -1 ? buf.length : nl + 1;
+        pieces.push(buf.subarray(pos, end));
+        pos = end;
+        if (nl !== -1) {
+          this.#deciding = true;
+          this.#fromMatched = 0;
         }
-        if (i + FROM.length <= buf.length && buf.subarray(i, i + FROM.length).equals(FROM))
-          pieces.push(QUOTE);
-        this.#atLineStart = false;
+        continue;
       }
-      const nl = buf.indexOf(LF, pos);
-      const end = nl === -1 ? buf.length : nl + 1;
-      pieces.push(buf.subarray(pos, end));
-      pos = end;
-      if (nl !== -1) this.#atLineStart = true;
+      if (this.#fromMatched === 0) {
+        const start = pos;
+        while (pos < buf.length && buf[pos] === GT) pos++;
+        if (pos > start) pieces.push(buf.subarray(start, pos));
+        if (pos === buf.length) break;
+      }
+      while (pos < buf.length && this.#fromMatched < FROM.length && buf[pos] === FROM[this.#fromMatched]) {
+        pos++;
+        this.#fromMatched++;
+      }
+      if (this.#fromMatched === FROM.length) {
+        pieces.push(QUOTE, FROM);
+      } else if (pos === buf.length) {
+        break; // a partial `From ` at the end of the input: decided by the next chunk
+      } else if (this.#fromMatched > 0) {
+        pieces.push(FROM.subarray(0, this.#fromMatched));
+      }
+      this.#deciding = false;
+      this.#fromMatched = 0;
+    }
+    if (final && this.#deciding && this.#fromMatched > 0) {
+      pieces.push(FROM.subarray(0, this.#fromMatched));
+      this.#fromMatched = 0;
     }
     if (pieces.length > 0) this.#out(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces));
+  }
+
+  /** Bytes the quoting holds back (a partial `From `, so at most 4); for tests. */
+  get quoteHeldBack(): number {
+    return this.#fromMatched;
   }
 
   #out(piece: Buffer): void {
@@ -100,16 +131,19 @@ export class LocalForm extends Transform {
     this.bytes += piece.length;
     this.#lastByte = piece[piece.length - 1] ?? this.#lastByte;
     if (!this.#headerDone) {
-      const from = Math.max(0, this.#headerBytes - 3);
-      this.#header.push(piece);
+      // Search the new piece plus the last 3 bytes before it, so the work stays linear however
+      // small the pieces are.
+      const probe = this.#headerTail.length > 0 ? Buffer.concat([this.#headerTail, piece]) : piece;
+      const found = probe.indexOf(this.#lf ? '\n\n' : '\r\n\r\n');
+      const room = HEADER_CAP - this.#headerBytes;
+      if (room > 0) this.#header.push(piece.subarray(0, room));
+      const endAt = found === -1 ? -1 : this.#headerBytes - this.#headerTail.length + found;
       this.#headerBytes += piece.length;
-      const joined = this.#header.length === 1 ? piece : Buffer.concat(this.#header);
-      const end = joined.indexOf(this.#lf ? '\n\n' : '\r\n\r\n', from);
-      if (end !== -1 || this.#headerBytes >= HEADER_CAP) {
-        this.#header = [end === -1 ? joined : joined.subarray(0, end)];
+      this.#headerTail = Buffer.from(probe.subarray(Math.max(0, probe.length - 3)));
+      if (endAt !== -1 || this.#headerBytes >= HEADER_CAP) {
+        const joined = Buffer.concat(this.#header);
+        this.#header = [endAt === -1 ? joined : joined.subarray(0, endAt)];
         this.#finishHeader();
-      } else {
-        this.#header = [joined];
       }
     }
     this.push(piece);
