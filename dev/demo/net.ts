@@ -1,19 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { DevToolsError } from '../errors.ts';
-
-/** A port on 127.0.0.1 that was free a moment ago (for children that must be told a port). */
-export function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** Resolves when the child prints a stdout line matching `pattern`; rejects if it exits first. */
 export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<string> {

@@ -13,7 +13,7 @@ import { type AuthorizationServer, startAuthorizationServer } from '../authoriza
 import { createDevCa } from '../certs.ts';
 import { DevToolsError } from '../errors.ts';
 import { type RunOptions, runPopgate, startPopgate } from './children.ts';
-import { freeLoopbackPort, waitForLine } from './net.ts';
+import { waitForLine } from './net.ts';
 import { demoMessages, lateMessage } from './seed-messages.ts';
 import { inspectStoredTokens } from './tokens.ts';
 
@@ -133,13 +133,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       });
       check(`delivered ${message.description} with \`popgate deliver\``, result.code === 0, result.stderr);
     }
-    const popPort = await freeLoopbackPort();
-    const metricsPort = await freeLoopbackPort();
+    // Port 0 for both, read back from what serve prints: a port probed free and handed over could
+    // be taken by another process in between (seen as EADDRINUSE when tests run side by side).
+    const serveLines: string[] = [];
+    const echoServe = indent('serve: ');
     server = startPopgate(
       [
         'serve',
         '--listen',
-        `pop3s://127.0.0.1:${popPort}`,
+        'pop3s://127.0.0.1:0',
         '--tls-cert',
         serverCert.certPath,
         '--tls-key',
@@ -151,13 +153,23 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         '--store',
         `maildir:${dirs.serverMail}`,
         '--metrics',
-        `127.0.0.1:${metricsPort}`,
+        '127.0.0.1:0',
         '--log-level',
         'warn',
       ],
-      { env: childEnv, onLine: indent('serve: ') },
+      {
+        env: childEnv,
+        onLine: (line, stream) => {
+          serveLines.push(line);
+          echoServe(line, stream);
+        },
+      },
     );
-    await waitForLine(server.child, /^listening /, 30_000);
+    const listening = await waitForLine(server.child, /^listening /, 30_000);
+    const popPort = Number(/:(\d+)$/.exec(listening)?.[1]);
+    const metricsPort = Number(
+      /^metrics http:\/\/[^/]*:(\d+)\//.exec(serveLines.find((l) => l.startsWith('metrics ')) ?? '')?.[1],
+    );
     practice(
       'the server checks signature (JWKS from discovery), iss, aud, typ at+jwt, exp/nbf and the `pop3` scope (practice 9)',
     );
