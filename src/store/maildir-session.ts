@@ -113,8 +113,8 @@ export class MaildirSession implements MaildropSession {
 
   /**
    * The whole message as one Buffer (CRLF, not stuffed) when its file is at most 64 KiB, else
-   * undefined. Files up to `syncReadMaxBytes` are read with blocking calls: open, fstat, read and close
-   * are four system calls of a few microseconds each on a cached file, where the promise API
+   * undefined. Files up to `syncReadMaxBytes` are read with blocking calls: open, fstat, read
+   * and close are four system calls of a few microseconds each on a cached file, where the promise API
    * makes each of them a round trip through libuv's thread pool, waking a pool thread and then
    * the event loop. That hand-off, not the disk, was most of a RETR's cost (see BENCHMARKS.md,
    * Server). Dovecot reads the same way, blocking, in its per-session process.
