@@ -114,9 +114,9 @@ export class MaildirSession implements MaildropSession {
   /**
    * The whole message as one Buffer (CRLF, not stuffed) when its file is at most 64 KiB, else
    * undefined. Files up to `syncReadMaxBytes` are read with blocking calls: open, fstat, read
-   * and close are four system calls of a few microseconds each on a cached file, where the promise API
-   * makes each of them a round trip through libuv's thread pool, waking a pool thread and then
-   * the event loop. That hand-off, not the disk, was most of a RETR's cost (see BENCHMARKS.md,
+   * and close are four system calls of a few microseconds each on a cached file, where the
+   * promise API makes each of them a round trip through libuv's thread pool, waking a pool
+   * thread and then the event loop. That hand-off, not the disk, was most of a RETR's cost (see BENCHMARKS.md,
    * Server). Dovecot reads the same way, blocking, in its per-session process.
    */
   async readWhole(index: number): Promise<Buffer | undefined> {
@@ -255,18 +255,16 @@ export class MaildirSession implements MaildropSession {
         await writeJournal(this.#dir, bases);
       } catch (error) {
         if (await retractJournal(this.#dir, bases)) throw error; // not committed: nothing deleted
-        failure = error;
+        failure = error; // a journal may be on disk and could not be taken back: go ahead
       }
-      if (failure === undefined) {
-        try {
-          await removeFiles(this.#dir, bases, this.#files);
-          await this.#host.updateState(this.#dir, new Set(bases), this.#recount);
-          await clearJournal(this.#dir);
-          return { outcome: 'committed', deleted: bases.length };
-        } catch (error) {
-          failure = error;
-        }
+      try {
+        await removeFiles(this.#dir, bases, this.#files);
+        await this.#host.updateState(this.#dir, new Set(bases), this.#recount);
+        await clearJournal(this.#dir);
+      } catch (error) {
+        failure ??= error;
       }
+      if (failure === undefined) return { outcome: 'committed', deleted: bases.length };
       const error = storeIoError('finishing the deletions', failure);
       this.#host.logger.warn(
         { user: this.user, messages: bases.length, code: error.code },
