@@ -82,6 +82,8 @@ export const ERROR_CODES = {
   ERR_STORE_INVALID_USER: 'a maildrop user name is empty, too long or contains unsafe characters',
   ERR_STORE_INVALID_MESSAGE: 'a message to deliver is empty or larger than the configured maximum',
   ERR_STORE_CORRUPT: 'a maildrop state file (popgate-uidlist) is malformed',
+  ERR_STORE_UNSAFE_FILE:
+    'a Maildir entry is a symbolic link, FIFO, device or other non-regular file, or a message file owned by another user; it is not read',
   // --- Fetcher (ERR_FETCH_*) ---
   ERR_FETCH_DELIVERY: 'a message could not be delivered to its destination',
   ERR_FETCH_STATE: 'the UIDL state file is corrupt or unreadable',

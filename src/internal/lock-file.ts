@@ -20,7 +20,8 @@
  * popgate dotlocks hold, is judged by its pid alone.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, open, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { pidAlive, processStartTime } from './pid.ts';
 
@@ -86,14 +87,45 @@ function errnoOf(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;
 }
 
+/** More than any lock this module writes; a larger file is not a lock of ours. */
+const MAX_LOCK_BYTES = 1024;
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/**
+ * Reads a lock file without trusting whoever could write its directory: a symbolic link is not
+ * followed and a FIFO is not waited on (O_NOFOLLOW|O_NONBLOCK), only a regular file's first
+ * octets are read. Anything else reads as empty, so it counts as unknown content: stale after
+ * `unknownStaleMs` by its own mtime, then removed like an empty lock.
+ */
 async function readLock(path: string): Promise<{ text: string; mtimeMs: number } | undefined> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
-    const [text, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+    try {
+      handle = await open(path, READ_FLAGS);
+    } catch (error) {
+      const errno = errnoOf(error);
+      if (errno !== 'ELOOP' && errno !== 'EMLINK' && errno !== 'ENXIO') throw error;
+      return { text: '', mtimeMs: (await lstat(path)).mtimeMs };
+    }
+    const info = await handle.stat();
+    if (!info.isFile()) return { text: '', mtimeMs: info.mtimeMs };
+    const buffer = Buffer.alloc(MAX_LOCK_BYTES + 1);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    const text = bytesRead > MAX_LOCK_BYTES ? '' : buffer.toString('utf8', 0, bytesRead);
     return { text, mtimeMs: info.mtimeMs };
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return undefined;
     throw error;
+  } finally {
+    await handle?.close();
   }
+}
+
+/** Who held a lock, for a log line: parsed fields only, never the file's raw content. */
+function describeOwner(text: string): string {
+  const owner = parseOwner(text);
+  if (!owner) return text === '' ? 'empty or not a regular file' : 'content not recognised';
+  return `pid=${owner.pid} host=${owner.host}`;
 }
 
 async function create(path: string, options: LockOptions): Promise<LockHandle | undefined> {
@@ -147,7 +179,7 @@ async function breakStale(path: string, judged: string, options: LockOptions): P
     const again = await readLock(path);
     if (again && again.text === judged) {
       await unlink(path).catch(() => {});
-      options.onStaleBroken?.({ path, owner: judged.trim() });
+      options.onStaleBroken?.({ path, owner: describeOwner(judged) });
     }
   } finally {
     await unlink(breakPath).catch(() => {});

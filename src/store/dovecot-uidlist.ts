@@ -8,8 +8,8 @@
 // Extensions before ` :` are a letter and a value (W = size with CRLF, P = a POP3 UIDL Dovecot
 // migrated and serves verbatim). Version 1 (Courier compatible): `1 <uidvalidity> <next uid>`
 // then `<uid> <filename>`. popgate only reads this file; Dovecot stays its only writer.
-import { readFile } from 'node:fs/promises';
 import { errnoOf, storeIoError } from './fs-util.ts';
+import { readStateFile } from './maildir-file.ts';
 import { baseName } from './maildir-names.ts';
 import { isValidUidl } from './uidlist.ts';
 
@@ -114,7 +114,7 @@ export function parseDovecotUidlist(text: string, format = '%08Xu%08Xv'): Doveco
 export async function loadDovecotUidlist(path: string, format?: string): Promise<DovecotUidlist | undefined> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readStateFile(path, DOVECOT_UIDLIST_FILE);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return undefined;
     throw storeIoError('reading dovecot-uidlist', error);

@@ -8,6 +8,6 @@ export {
   STATE_LOCK_FILE,
 } from './maildir-store.ts';
 export { parseStoreSpec, type StoreSpec } from './spec.ts';
-export type { MaildropMessage, MaildropSession, MaildropStore } from './types.ts';
+export type { CommitResult, MaildropMessage, MaildropSession, MaildropStore } from './types.ts';
 export { formatUidl, UIDLIST_FILE } from './uidlist.ts';
 export { normalizeUser } from './user.ts';

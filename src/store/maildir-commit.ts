@@ -10,20 +10,57 @@
 // leaves the journal, and the next open of the maildrop (under the same lock) finishes steps 2-5
 // before listing, so a message the client deleted never comes back and an undeleted one is never
 // touched. Unlinking is idempotent, so replaying a journal twice is harmless.
-import { readFile, unlink } from 'node:fs/promises';
+//
+// Step 1 is the commit point, also for failures without a crash: when it fails nothing is
+// deleted (the journal is taken back if it reached the directory before the failure); when a
+// later step fails the deletion stands, and the journal left behind makes the next open finish.
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { StoreError } from '../errors.ts';
 import { errnoOf, fsyncDir, storeIoError, writeFileAtomic } from './fs-util.ts';
+import { readStateFile } from './maildir-file.ts';
 import { listMaildir, type MaildirFile } from './maildir-scan.ts';
 
 export const JOURNAL_FILE = 'popgate-commit';
 
+function journalText(bases: readonly string[]): string {
+  return `popgate-commit 1\n${bases.join('\n')}\n`;
+}
+
 /** Step 1: records the intent durably. */
 export async function writeJournal(dir: string, bases: readonly string[]): Promise<void> {
   try {
-    await writeFileAtomic(join(dir, JOURNAL_FILE), `popgate-commit 1\n${bases.join('\n')}\n`);
+    await writeFileAtomic(join(dir, JOURNAL_FILE), journalText(bases));
   } catch (error) {
     throw storeIoError('writing the deletion journal', error);
   }
+}
+
+/**
+ * After `writeJournal` failed: makes sure no journal of this commit is left for the next open to
+ * act on (the rename can succeed and the directory fsync after it fail). True when none is, so
+ * the commit did not happen; false when the journal is there and cannot be removed, so the
+ * deletion must go ahead.
+ */
+export async function retractJournal(dir: string, bases: readonly string[]): Promise<boolean> {
+  const path = join(dir, JOURNAL_FILE);
+  let text: string;
+  try {
+    text = await readStateFile(path, JOURNAL_FILE);
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return true;
+    // Not a regular file: the next open refuses to read it, so it deletes nothing.
+    if (error instanceof StoreError && error.code === 'ERR_STORE_UNSAFE_FILE') return true;
+    return false; // cannot tell: treat the journal as written
+  }
+  if (text !== journalText(bases)) return true; // not this commit's journal
+  try {
+    await unlink(path);
+  } catch (error) {
+    if (errnoOf(error) !== 'ENOENT') return false;
+  }
+  await fsyncDir(dir).catch(() => {});
+  return true;
 }
 
 /**
@@ -75,7 +112,7 @@ export async function clearJournal(dir: string): Promise<void> {
 export async function replayJournal(dir: string): Promise<number> {
   let text: string;
   try {
-    text = await readFile(join(dir, JOURNAL_FILE), 'utf8');
+    text = await readStateFile(join(dir, JOURNAL_FILE), JOURNAL_FILE);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return 0;
     throw storeIoError('reading the deletion journal', error);

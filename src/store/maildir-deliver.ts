@@ -17,6 +17,8 @@ import type { UidRecord } from './uidlist.ts';
 
 export interface DeliverOptions {
   readonly maxMessageSize: number;
+  /** Give the new file to this owner before it is linked into new/ (root delivering for a user). */
+  readonly owner?: { readonly uid: number; readonly gid: number };
   /** Numbers the durable file; returns its UIDL. */
   readonly record: (record: Omit<UidRecord, 'uidl'>) => Promise<string>;
 }
@@ -70,6 +72,7 @@ export async function deliverToMaildir(
     if (normalizer.fileSize === 0)
       throw new StoreError('ERR_STORE_INVALID_MESSAGE', 'the message is empty; nothing was delivered');
     await flush();
+    if (options.owner) await handle.chown(options.owner.uid, options.owner.gid);
     await handle.sync();
     await handle.close();
     handle = undefined;

@@ -1,9 +1,18 @@
 // Listing a Maildir and reconciling it with the UID state. Runs with the state lock held.
-import { open, readdir, readFile, stat } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { countBareLf } from './crlf.ts';
 import { DOVECOT_UIDLIST_FILE, type DovecotUidlist, loadDovecotUidlist } from './dovecot-uidlist.ts';
 import { errnoOf, storeIoError, writeFileAtomic } from './fs-util.ts';
+import {
+  type FileIdentity,
+  messageFileProblem,
+  openMessageFile,
+  readStateFile,
+  typeProblem,
+  type UnsafeReason,
+} from './maildir-file.ts';
 import { baseName, compareDelivery, isIgnoredName, sizeFields } from './maildir-names.ts';
 import {
   allocateUidl,
@@ -21,14 +30,27 @@ export interface MaildirFile {
   readonly rel: string;
 }
 
+/** Whose message files a Maildir serves, and where the entries it does not serve are reported. */
+export interface MaildirGuard {
+  /** The uid every message file must belong to (the Maildir directory's owner); undefined: any. */
+  readonly owner: number | undefined;
+  /** Called for each entry of new/ or cur/ that is not served, with why (for a log line). */
+  readonly skipped?: ((rel: string, reason: UnsafeReason) => void) | undefined;
+}
+
 /**
  * Lists new/ then cur/ (tmp/ holds deliveries in progress and is ignored). Reading new/ first
  * means a file another client moves from new/ to cur/ meanwhile is still seen at least once.
+ * Only regular files are listed: a symbolic link, FIFO, socket, device or directory is skipped
+ * and reported to `skipped` (docs/security.md, "Maildir files").
  */
-export async function listMaildir(dir: string): Promise<Map<string, MaildirFile>> {
+export async function listMaildir(
+  dir: string,
+  skipped?: MaildirGuard['skipped'],
+): Promise<Map<string, MaildirFile>> {
   const files = new Map<string, MaildirFile>();
   for (const sub of ['new', 'cur'] as const) {
-    let entries: import('node:fs').Dirent[];
+    let entries: Dirent[];
     try {
       entries = await readdir(join(dir, sub), { withFileTypes: true });
     } catch (error) {
@@ -36,16 +58,37 @@ export async function listMaildir(dir: string): Promise<Map<string, MaildirFile>
       throw storeIoError(`listing ${sub}/`, error);
     }
     for (const entry of entries) {
-      if (isIgnoredName(entry.name) || !(entry.isFile() || entry.isSymbolicLink())) continue;
+      if (isIgnoredName(entry.name)) continue;
+      const problem = typeProblem(entry);
+      if (problem) {
+        skipped?.(`${sub}/${entry.name}`, problem);
+        continue;
+      }
       files.set(baseName(entry.name), { base: baseName(entry.name), rel: `${sub}/${entry.name}` });
     }
   }
   return files;
 }
 
-/** Reads a file once and returns its size on disk and its size with CRLF line endings. */
-export async function countSizes(path: string): Promise<{ fileSize: number; crlfSize: number }> {
-  const handle = await open(path, 'r');
+/** A message file's sizes, counted by reading it once, and the inode that was read. */
+export interface CountedFile {
+  readonly fileSize: number;
+  readonly crlfSize: number;
+  readonly identity: FileIdentity;
+}
+
+/**
+ * Reads a message file once (never following a symlink, never waiting on a FIFO, only a regular
+ * file owned by `owner`) and returns its size on disk and its size with CRLF line endings, or
+ * why it is not a message file.
+ */
+export async function countSizes(
+  path: string,
+  owner: number | undefined,
+): Promise<CountedFile | { unsafe: UnsafeReason }> {
+  const opened = await openMessageFile(path, owner);
+  if ('unsafe' in opened) return opened;
+  const handle = opened.file;
   try {
     const buffer = Buffer.allocUnsafe(256 * 1024);
     let fileSize = 0;
@@ -59,7 +102,8 @@ export async function countSizes(path: string): Promise<{ fileSize: number; crlf
       prev = chunk[bytesRead - 1] ?? prev;
       fileSize += bytesRead;
     }
-    return { fileSize, crlfSize: fileSize + bare };
+    const { dev, ino } = opened.stats;
+    return { fileSize, crlfSize: fileSize + bare, identity: { dev, ino } };
   } finally {
     await handle.close();
   }
@@ -89,6 +133,8 @@ export interface Reconciled {
   readonly records: UidRecord[];
   /** Where each record's file is, by base name. */
   readonly files: ReadonlyMap<string, MaildirFile>;
+  /** The inode each file numbered by this reconcile was seen as, by base name. */
+  readonly identities: ReadonlyMap<string, FileIdentity>;
 }
 
 /** Remembers the last UIDVALIDITY issued, so a lost popgate-uidlist never brings one back. */
@@ -97,7 +143,7 @@ export const UIDVALIDITY_FILE = 'popgate-uidvalidity';
 async function freshState(dir: string, dovecot: DovecotUidlist | undefined): Promise<UidState> {
   let last = 0;
   try {
-    last = Number.parseInt(await readFile(join(dir, UIDVALIDITY_FILE), 'utf8'), 10) || 0;
+    last = Number.parseInt(await readStateFile(join(dir, UIDVALIDITY_FILE), UIDVALIDITY_FILE), 10) || 0;
   } catch (error) {
     if (errnoOf(error) !== 'ENOENT') throw storeIoError('reading popgate-uidvalidity', error);
   }
@@ -115,10 +161,16 @@ async function freshState(dir: string, dovecot: DovecotUidlist | undefined): Pro
 /**
  * Brings the UID state in line with the files on disk: drops records of files that are gone,
  * numbers new files (Dovecot's UIDL when dovecot-uidlist knows the file, else a fresh native
- * one), counts sizes once, and saves the state when anything changed. Caller holds the state lock.
+ * one), counts sizes once, and saves the state when anything changed. A new file that is not a
+ * regular file owned by `guard.owner` is not numbered (and reported). Caller holds the state lock.
  */
-export async function reconcile(dir: string, options: ReconcileOptions): Promise<Reconciled> {
-  const files = await listMaildir(dir);
+export async function reconcile(
+  dir: string,
+  options: ReconcileOptions,
+  guard: MaildirGuard,
+): Promise<Reconciled> {
+  const files = await listMaildir(dir, guard.skipped);
+  const identities = new Map<string, FileIdentity>();
   const statePath = join(dir, UIDLIST_FILE);
   const loaded = await loadUidState(statePath);
   let dovecot: DovecotUidlist | undefined;
@@ -138,7 +190,15 @@ export async function reconcile(dir: string, options: ReconcileOptions): Promise
     const dove = await loadDovecot();
     const found = await mapLimit(fresh, 16, async (file) => {
       try {
-        const info = await stat(join(dir, file.rel));
+        // lstat: an entry swapped for a symlink since the listing is seen as one, not followed.
+        const info = await lstat(join(dir, file.rel));
+        const problem = messageFileProblem(info, guard.owner);
+        if (problem) {
+          guard.skipped?.(file.rel, problem);
+          files.delete(file.base);
+          return undefined;
+        }
+        identities.set(file.base, { dev: info.dev, ino: info.ino });
         return { file, mtimeMs: info.mtimeMs, size: info.size, dove: dove?.records.get(file.base) };
       } catch (error) {
         if (errnoOf(error) === 'ENOENT') return undefined; // removed meanwhile by another client
@@ -159,7 +219,21 @@ export async function reconcile(dir: string, options: ReconcileOptions): Promise
       const crlf = f.dove?.crlfSize ?? (trusted ? named.crlfSize : undefined);
       if (crlf !== undefined) return { fileSize: f.size, crlfSize: crlf };
       try {
-        return await countSizes(join(dir, f.file.rel));
+        const counted = await countSizes(join(dir, f.file.rel), guard.owner);
+        if ('unsafe' in counted) {
+          guard.skipped?.(f.file.rel, counted.unsafe);
+          files.delete(f.file.base);
+          identities.delete(f.file.base);
+          return undefined;
+        }
+        const seen = identities.get(f.file.base);
+        if (seen && (seen.dev !== counted.identity.dev || seen.ino !== counted.identity.ino)) {
+          // Replaced between the lstat and the read: number it at the next open, when it holds still.
+          files.delete(f.file.base);
+          identities.delete(f.file.base);
+          return undefined;
+        }
+        return counted;
       } catch (error) {
         if (errnoOf(error) === 'ENOENT') return undefined;
         throw storeIoError('reading a message file', error);
@@ -177,7 +251,7 @@ export async function reconcile(dir: string, options: ReconcileOptions): Promise
   }
   state.records = [...kept, ...added];
   if (changed) await saveUidState(statePath, state);
-  return { records: state.records, files };
+  return { records: state.records, files, identities };
 }
 
 /** Adds one delivered file to the state (or finds it numbered already); returns its UIDL. */
@@ -185,12 +259,13 @@ export async function recordDelivery(
   dir: string,
   record: Omit<UidRecord, 'uidl'>,
   options: ReconcileOptions,
+  guard: MaildirGuard,
 ): Promise<string> {
   const statePath = join(dir, UIDLIST_FILE);
   const loaded = await loadUidState(statePath);
   if (loaded === undefined) {
     // First message of this maildrop (or state lost): a full reconcile numbers everything.
-    const { records } = await reconcile(dir, options);
+    const { records } = await reconcile(dir, options, guard);
     const found = records.find((r) => r.base === record.base);
     if (found) return found.uidl;
     throw storeIoError('numbering the delivered message', new Error('file vanished after delivery'));

@@ -1,23 +1,36 @@
 // One opened, locked Maildir maildrop (RFC 1939 TRANSACTION and UPDATE states).
-import { closeSync, openSync, readSync } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import { closeSync, readSync, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { addAbortSignal, pipeline, Readable } from 'node:stream';
-import { StoreError } from '../errors.ts';
+import { isPopgateError, StoreError } from '../errors.ts';
 import type { LockHandle } from '../internal/lock-file.ts';
+import type { Logger } from '../observability/logger.ts';
 import { CrlfEncoder, crlfCopy, toCrlf } from './crlf.ts';
 import { errnoOf, storeIoError } from './fs-util.ts';
-import { clearJournal, removeFiles, writeJournal } from './maildir-commit.ts';
+import { clearJournal, removeFiles, retractJournal, writeJournal } from './maildir-commit.ts';
+import {
+  type FileIdentity,
+  openMessageFile,
+  openMessageFileSync,
+  type UnsafeReason,
+} from './maildir-file.ts';
 import { listMaildir, type MaildirFile } from './maildir-scan.ts';
-import type { MaildropMessage, MaildropSession } from './types.ts';
+import type { CommitResult, MaildropMessage, MaildropSession } from './types.ts';
 import type { UidRecord } from './uidlist.ts';
 
-/** What the session needs from its store: the state update run under the state lock. */
+/** What the session needs from its store. */
 export interface SessionHost {
-  /** Drops deleted records from the UID state and re-counts records found wrong. */
+  /** Drops deleted records from the UID state and re-counts records found wrong (state lock held). */
   updateState(dir: string, deleted: ReadonlySet<string>, recount: ReadonlySet<string>): Promise<void>;
   /** Called once when the session ends (commit or release). */
   ended(session: MaildirSession): void;
+  /** The uid every message file must belong to (the Maildir's owner; see maildir-file.ts). */
+  readonly owner: number | undefined;
+  /** A message file found unsafe when read (a symlink, FIFO, foreign owner...): logged once. */
+  skipped(rel: string, reason: UnsafeReason): void;
+  /** For a commit whose bookkeeping was deferred, and a lock that could not be removed. */
+  readonly logger: Logger;
 }
 
 type SessionState = 'open' | 'committing' | 'closed';
@@ -50,6 +63,8 @@ export class MaildirSession implements MaildropSession {
   readonly #host: SessionHost;
   readonly #policy: ReadPolicy;
   readonly #recount = new Set<string>();
+  /** The inode each message file was first seen as (by the scan, else at its first read). */
+  readonly #identity: Map<string, FileIdentity>;
   #state: SessionState = 'open';
   #ending: Promise<void> | undefined;
 
@@ -61,11 +76,13 @@ export class MaildirSession implements MaildropSession {
     lock: LockHandle,
     host: SessionHost,
     policy: ReadPolicy = { syncReadMaxBytes: SMALL_MESSAGE },
+    identities: ReadonlyMap<string, FileIdentity> = new Map(),
   ) {
     this.user = user;
     this.#dir = dir;
     this.#records = records;
     this.#files = new Map(files);
+    this.#identity = new Map(identities);
     this.#lock = lock;
     this.#host = host;
     this.#policy = policy;
@@ -96,10 +113,10 @@ export class MaildirSession implements MaildropSession {
 
   /**
    * The whole message as one Buffer (CRLF, not stuffed) when its file is at most 64 KiB, else
-   * undefined. Files up to `syncReadMaxBytes` are read with blocking calls: open, read and close
-   * are three system calls of a few microseconds each on a cached file, where the promise API
-   * makes each of them a round trip through libuv's thread pool, waking a pool thread and then
-   * the event loop. That hand-off, not the disk, was most of a RETR's cost (see BENCHMARKS.md,
+   * undefined. Files up to `syncReadMaxBytes` are read with blocking calls: open, fstat, read
+   * and close are four system calls of a few microseconds each on a cached file, where the
+   * promise API makes each of them a round trip through libuv's thread pool, waking a pool
+   * thread and then the event loop. That hand-off, not the disk, was most of a RETR's cost (see BENCHMARKS.md,
    * Server). Dovecot reads the same way, blocking, in its per-session process.
    */
   async readWhole(index: number): Promise<Buffer | undefined> {
@@ -114,20 +131,13 @@ export class MaildirSession implements MaildropSession {
       const wire = known === undefined ? undefined : this.#readSync(known.rel, record, index);
       if (wire !== undefined) return wire;
     }
-    return this.#readSmall(await this.#openFile(record.base), record, index);
+    return this.#readSmall((await this.#openFile(record, index)).handle, record, index);
   }
 
   /** Opens the message file and checks it still has the size it was counted with. */
   async #openChecked(record: UidRecord, index: number): Promise<FileHandle> {
-    const handle = await this.#openFile(record.base);
-    let size: number;
-    try {
-      size = (await handle.stat()).size;
-    } catch (error) {
-      await handle.close();
-      throw storeIoError('reading a message', error);
-    }
-    if (size !== record.fileSize) {
+    const { handle, stats } = await this.#openFile(record, index);
+    if (stats.size !== record.fileSize) {
       await handle.close();
       throw this.#changed(record, index);
     }
@@ -135,19 +145,23 @@ export class MaildirSession implements MaildropSession {
   }
 
   /**
-   * Blocking read of a small file: open, one read, close (no fstat: asking for one octet more
-   * than the counted size shows a file that grew, a short read one that shrank). Undefined when
+   * Blocking read of a small file: open (O_NOFOLLOW|O_NONBLOCK), fstat (a regular file of the
+   * Maildir's owner, the inode it was seen as), one read, close (asking for one octet more than
+   * the counted size shows a file that grew since, a short read one that shrank). Undefined when
    * the file is gone from where it was listed (the async path then looks it up again).
    */
   #readSync(rel: string, record: UidRecord, index: number): Buffer | undefined {
-    let fd: number;
+    let opened: ReturnType<typeof openMessageFileSync>;
     try {
-      fd = openSync(join(this.#dir, rel), 'r');
+      opened = openMessageFileSync(join(this.#dir, rel), this.#host.owner);
     } catch (error) {
       if (errnoOf(error) === 'ENOENT') return undefined;
       throw storeIoError('opening a message', error);
     }
+    if ('unsafe' in opened) throw this.#unsafe(rel, opened.unsafe, index);
+    const fd = opened.file;
     try {
+      this.#checkIdentity(record, opened.stats, index);
       scratch ??= Buffer.allocUnsafe(SMALL_MESSAGE + 1);
       const want = record.fileSize + 1;
       let filled = 0;
@@ -167,6 +181,21 @@ export class MaildirSession implements MaildropSession {
     } finally {
       closeSync(fd);
     }
+  }
+
+  /** Pins a message file to the inode first seen; a different one later is a changed file. */
+  #checkIdentity(record: UidRecord, stats: Stats, index: number): void {
+    const seen = this.#identity.get(record.base);
+    if (seen === undefined) this.#identity.set(record.base, { dev: stats.dev, ino: stats.ino });
+    else if (seen.dev !== stats.dev || seen.ino !== stats.ino) throw this.#changed(record, index);
+  }
+
+  #unsafe(rel: string, reason: UnsafeReason, index: number): StoreError {
+    this.#host.skipped(rel, reason);
+    return new StoreError(
+      'ERR_STORE_UNSAFE_FILE',
+      `message ${index + 1} is no longer a regular file of the maildrop's owner (${reason}); it is not served`,
+    );
   }
 
   #changed(record: UidRecord, index: number): StoreError {
@@ -199,27 +228,62 @@ export class MaildirSession implements MaildropSession {
 
   /**
    * The UPDATE state: removes the given 0-based messages (see maildir-commit.ts for the crash
-   * semantics), then releases the lock. Releases the lock even when it fails.
+   * semantics), then releases the lock, also when it fails. Rejects only when nothing was
+   * deleted (the journal, the commit point, was not written); a failure after the journal
+   * resolves `deferred`: the deletion stands and the next open of the maildrop finishes it.
    */
-  async commit(deleted: readonly number[]): Promise<void> {
+  async commit(deleted: readonly number[]): Promise<CommitResult> {
     this.#assertOpen();
     const bases = [...new Set(deleted.map((i) => this.#record(i).base))];
     this.#state = 'committing';
-    this.#ending = (async () => {
-      try {
-        if (bases.length > 0) {
-          await writeJournal(this.#dir, bases);
-          await removeFiles(this.#dir, bases, this.#files);
-        }
-        if (bases.length > 0 || this.#recount.size > 0) {
-          await this.#host.updateState(this.#dir, new Set(bases), this.#recount);
-        }
-        if (bases.length > 0) await clearJournal(this.#dir);
-      } finally {
-        await this.#end();
+    const result = this.#commit(bases);
+    this.#ending = result.then(
+      () => {},
+      () => {},
+    );
+    return result;
+  }
+
+  async #commit(bases: readonly string[]): Promise<CommitResult> {
+    try {
+      if (bases.length === 0) {
+        await this.#recountQuietly();
+        return { outcome: 'committed', deleted: 0 };
       }
-    })();
-    return this.#ending;
+      let failure: unknown;
+      try {
+        await writeJournal(this.#dir, bases);
+      } catch (error) {
+        if (await retractJournal(this.#dir, bases)) throw error; // not committed: nothing deleted
+        failure = error; // a journal may be on disk and could not be taken back: go ahead
+      }
+      try {
+        await removeFiles(this.#dir, bases, this.#files);
+        await this.#host.updateState(this.#dir, new Set(bases), this.#recount);
+        await clearJournal(this.#dir);
+      } catch (error) {
+        failure ??= error;
+      }
+      if (failure === undefined) return { outcome: 'committed', deleted: bases.length };
+      const error = storeIoError('finishing the deletions', failure);
+      this.#host.logger.warn(
+        { user: this.user, messages: bases.length, code: error.code },
+        'UPDATE committed; its bookkeeping failed and is finished at the next open of the maildrop',
+      );
+      return { outcome: 'deferred', deleted: bases.length, error };
+    } finally {
+      await this.#end();
+    }
+  }
+
+  /** Re-counts files found changed; an optimisation, so a failure only waits for the next try. */
+  async #recountQuietly(): Promise<void> {
+    if (this.#recount.size === 0) return;
+    try {
+      await this.#host.updateState(this.#dir, new Set(), this.#recount);
+    } catch {
+      // The next read that finds the size wrong asks again.
+    }
   }
 
   /** Ends the session without deleting anything. Safe to call more than once. */
@@ -228,9 +292,7 @@ export class MaildirSession implements MaildropSession {
       this.#state = 'committing';
       this.#ending = (async () => {
         try {
-          if (this.#recount.size > 0) await this.#host.updateState(this.#dir, new Set(), this.#recount);
-        } catch {
-          // Re-counting is an optimisation; the next open tries again.
+          await this.#recountQuietly();
         } finally {
           await this.#end();
         }
@@ -242,7 +304,15 @@ export class MaildirSession implements MaildropSession {
   async #end(): Promise<void> {
     this.#state = 'closed';
     this.#host.ended(this);
-    await this.#lock.release();
+    try {
+      await this.#lock.release();
+    } catch (error) {
+      // The file stays, but its token is no longer held: the next open judges it stale.
+      this.#host.logger.warn(
+        { user: this.user, code: isPopgateError(error) ? error.code : errnoOf(error) },
+        'could not remove the maildrop lock; the next open breaks it',
+      );
+    }
   }
 
   #assertOpen(): void {
@@ -262,29 +332,51 @@ export class MaildirSession implements MaildropSession {
     return record;
   }
 
-  async #openFile(base: string) {
-    const known = this.#files.get(base);
+  /**
+   * Opens a message file where the session last saw it, else where one fresh listing finds it
+   * (renamed by another client: new/ to cur/, flags changed). A file there that is not a regular
+   * file of the Maildir's owner, or not the inode first seen, is refused, never read.
+   */
+  async #openFile(record: UidRecord, index: number): Promise<{ handle: FileHandle; stats: Stats }> {
+    const known = this.#files.get(record.base);
     if (known) {
-      try {
-        return await open(join(this.#dir, known.rel), 'r');
-      } catch (error) {
-        if (errnoOf(error) !== 'ENOENT') throw storeIoError('opening a message', error);
-      }
+      const opened = await this.#tryOpen(known.rel, record, index);
+      if (opened) return opened;
     }
-    // Renamed by another client (new/ to cur/, flags changed) or removed: look once more.
-    const moved = (await listMaildir(this.#dir)).get(base);
+    const moved = (await listMaildir(this.#dir)).get(record.base);
     if (moved) {
-      try {
-        const handle = await open(join(this.#dir, moved.rel), 'r');
-        this.#files.set(base, moved);
-        return handle;
-      } catch (error) {
-        if (errnoOf(error) !== 'ENOENT') throw storeIoError('opening a message', error);
+      const opened = await this.#tryOpen(moved.rel, record, index);
+      if (opened) {
+        this.#files.set(record.base, moved);
+        return opened;
       }
     }
     throw new StoreError(
       'ERR_STORE_NO_SUCH_MESSAGE',
       'the message was removed from the maildrop by another program during this session',
     );
+  }
+
+  /** Undefined when nothing is at `rel` (any more). */
+  async #tryOpen(
+    rel: string,
+    record: UidRecord,
+    index: number,
+  ): Promise<{ handle: FileHandle; stats: Stats } | undefined> {
+    let opened: Awaited<ReturnType<typeof openMessageFile>>;
+    try {
+      opened = await openMessageFile(join(this.#dir, rel), this.#host.owner);
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') return undefined;
+      throw storeIoError('opening a message', error);
+    }
+    if ('unsafe' in opened) throw this.#unsafe(rel, opened.unsafe, index);
+    try {
+      this.#checkIdentity(record, opened.stats, index);
+    } catch (error) {
+      await opened.file.close();
+      throw error;
+    }
+    return { handle: opened.file, stats: opened.stats };
   }
 }

@@ -2,7 +2,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { ConfigError, StoreError } from '../errors.ts';
+import { ConfigError, isPopgateError, StoreError } from '../errors.ts';
 import { type LockOptions, tryLock, withLock } from '../internal/lock-file.ts';
 import { OptionsChecker } from '../internal/options.ts';
 import { type Logger, silentLogger } from '../observability/logger.ts';
@@ -10,7 +10,15 @@ import { isSupportedUidlFormat } from './dovecot-uidlist.ts';
 import { errnoOf, storeIoError } from './fs-util.ts';
 import { replayJournal } from './maildir-commit.ts';
 import { deliverToMaildir } from './maildir-deliver.ts';
-import { countSizes, listMaildir, type ReconcileOptions, reconcile, recordDelivery } from './maildir-scan.ts';
+import type { UnsafeReason } from './maildir-file.ts';
+import {
+  countSizes,
+  listMaildir,
+  type MaildirGuard,
+  type ReconcileOptions,
+  reconcile,
+  recordDelivery,
+} from './maildir-scan.ts';
 import { MaildirSession } from './maildir-session.ts';
 import type { MaildropSession, MaildropStore } from './types.ts';
 import { loadUidState, saveUidState, UIDLIST_FILE } from './uidlist.ts';
@@ -120,10 +128,14 @@ function resolveOptions(options: MaildirStoreOptions): Resolved {
  * ```
  * See docs/store.md for the layout, the UIDL rules and the crash semantics.
  */
+/** Skipped Maildir entries already logged (one line per entry, not one per login). */
+const MAX_REPORTED = 10_000;
+
 export class MaildirStore implements MaildropStore {
   readonly root: string;
   readonly #options: Resolved;
   readonly #sessions = new Set<MaildirSession>();
+  readonly #reported = new Set<string>();
   #closed = false;
 
   constructor(root: string, options: MaildirStoreOptions = {}) {
@@ -157,14 +169,16 @@ export class MaildirStore implements MaildropStore {
       throw new StoreError('ERR_STORE_LOCKED', 'the maildrop is in use by another session; try again later');
     try {
       options.signal?.throwIfAborted();
+      const owner = await this.#ownerOf(dir);
+      const guard = this.#guard(name, owner.uid);
       const replayed = await replayJournal(dir);
       if (replayed > 0)
         this.#options.logger.warn(
           { user: name, messages: replayed },
           'finished deletions an interrupted session committed',
         );
-      const { records, files } = await this.#underStateLock(dir, () =>
-        reconcile(dir, this.#options.reconcile),
+      const { records, files, identities } = await this.#underStateLock(dir, () =>
+        reconcile(dir, this.#options.reconcile, guard),
       );
       const session: MaildirSession = new MaildirSession(
         name,
@@ -174,15 +188,21 @@ export class MaildirStore implements MaildropStore {
         lock,
         {
           updateState: (d, deleted, recount) =>
-            this.#underStateLock(d, () => this.#updateState(d, deleted, recount)),
+            this.#underStateLock(d, () => this.#updateState(d, deleted, recount, owner.uid)),
           ended: (s) => this.#sessions.delete(s),
+          owner: owner.uid,
+          skipped: (rel, reason) => guard.skipped?.(rel, reason),
+          logger: this.#options.logger,
         },
         { syncReadMaxBytes: this.#options.syncReadMaxBytes },
+        identities,
       );
       this.#sessions.add(session);
       return session;
     } catch (error) {
       await lock.release();
+      if (isPopgateError(error, 'ERR_STORE_UNSAFE_FILE'))
+        this.#options.logger.warn({ user: name, code: error.code }, error.message);
       throw error;
     }
   }
@@ -190,12 +210,27 @@ export class MaildirStore implements MaildropStore {
   /** Delivers one message durably (see maildir-deliver.ts) and returns its UIDL. */
   async deliver(user: string, message: Readable | Uint8Array): Promise<string> {
     this.#assertOpen();
-    const dir = join(this.root, normalizeUser(user));
+    const name = normalizeUser(user);
+    const dir = join(this.root, name);
     await this.#ensureMaildir(dir);
+    const owner = await this.#ownerOf(dir);
+    // Only files of the Maildir's owner are served (maildir-file.ts): root hands the new file to
+    // the owner, as an MDA that delivers as the recipient would; anyone else must be the owner.
+    const euid = process.geteuid?.();
+    const chownTo = euid === 0 && owner.uid !== 0 ? owner : undefined;
+    if (euid !== undefined && euid !== 0 && euid !== owner.uid) {
+      throw new StoreError(
+        'ERR_STORE_UNSAFE_FILE',
+        `this Maildir belongs to uid ${owner.uid}, and only its owner's files are served; deliver as that user (or as root)`,
+      );
+    }
     return deliverToMaildir(dir, message, {
       maxMessageSize: this.#options.maxMessageSize,
+      ...(chownTo ? { owner: chownTo } : {}),
       record: (record) =>
-        this.#underStateLock(dir, () => recordDelivery(dir, record, this.#options.reconcile)),
+        this.#underStateLock(dir, () =>
+          recordDelivery(dir, record, this.#options.reconcile, this.#guard(name, owner.uid)),
+        ),
     });
   }
 
@@ -207,6 +242,32 @@ export class MaildirStore implements MaildropStore {
 
   #assertOpen(): void {
     if (this.#closed) throw new StoreError('ERR_STORE_IO', 'the maildrop store is closed');
+  }
+
+  /** The Maildir directory's owner: the only uid whose message files it serves. */
+  async #ownerOf(dir: string): Promise<{ uid: number; gid: number }> {
+    try {
+      const info = await stat(dir);
+      return { uid: info.uid, gid: info.gid };
+    } catch (error) {
+      throw storeIoError('reading the maildrop owner', error);
+    }
+  }
+
+  #guard(user: string, owner: number): MaildirGuard {
+    return { owner, skipped: (rel, reason) => this.#reportSkipped(user, rel, reason) };
+  }
+
+  /** One warning per skipped entry (its name and why, never its content), not one per login. */
+  #reportSkipped(user: string, rel: string, reason: UnsafeReason): void {
+    const key = `${user}\0${rel}\0${reason}`;
+    if (this.#reported.has(key)) return;
+    if (this.#reported.size >= MAX_REPORTED) this.#reported.clear();
+    this.#reported.add(key);
+    this.#options.logger.warn(
+      { user, file: rel, reason, code: 'ERR_STORE_UNSAFE_FILE' },
+      "not serving a Maildir entry that is not a regular file of the maildrop's owner",
+    );
   }
 
   async #ensureMaildir(dir: string): Promise<void> {
@@ -247,7 +308,12 @@ export class MaildirStore implements MaildropStore {
     return result.value;
   }
 
-  async #updateState(dir: string, deleted: ReadonlySet<string>, recount: ReadonlySet<string>): Promise<void> {
+  async #updateState(
+    dir: string,
+    deleted: ReadonlySet<string>,
+    recount: ReadonlySet<string>,
+    owner: number,
+  ): Promise<void> {
     const path = join(dir, UIDLIST_FILE);
     const state = await loadUidState(path);
     if (!state) return;
@@ -257,8 +323,9 @@ export class MaildirStore implements MaildropStore {
       if (!recount.has(record.base)) continue;
       const found = files?.get(record.base);
       if (!found) continue;
-      const sizes = await countSizes(join(dir, found.rel)).catch(() => undefined);
-      if (sizes) Object.assign(record, sizes);
+      const counted = await countSizes(join(dir, found.rel), owner).catch(() => undefined);
+      if (counted && !('unsafe' in counted))
+        Object.assign(record, { fileSize: counted.fileSize, crlfSize: counted.crlfSize });
     }
     await saveUidState(path, state);
   }

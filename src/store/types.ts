@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { StoreError } from '../errors.ts';
 
 /** One message of a maildrop as the POP3 server numbers it for a session. */
 export interface MaildropMessage {
@@ -33,11 +34,28 @@ export interface MaildropSession {
    * The UPDATE state (RFC 1939 section 6): atomically removes the given 0-based messages, then
    * releases the lock (also when it fails). A crash part-way never loses an undeleted message and
    * never brings a deleted one back (docs/store.md, "Deletion and crash semantics").
+   *
+   * Resolves once the deletion is committed, saying whether the store's bookkeeping finished too
+   * ({@link CommitResult}). Rejects (StoreError) only when it is not committed: then no message
+   * was deleted, and none will be by this call, so the server may answer `-ERR` (RFC 1939: "some
+   * deleted messages not removed") truthfully.
    */
-  commit(deleted: readonly number[]): Promise<void>;
+  commit(deleted: readonly number[]): Promise<CommitResult>;
   /** Releases the lock without changing anything (dropped connection, RSET then QUIT, ...). */
   release(): Promise<void>;
 }
+
+/**
+ * How a committed UPDATE ended. `committed`: the marked messages are gone and everything is
+ * recorded. `deferred`: the deletion is committed (the marked messages are gone, or recorded
+ * durably so that the next open of the maildrop removes them before it lists anything), but a
+ * later step of the store's own bookkeeping failed (`error`); the next open finishes it. Either
+ * way the client's deletions happened, and POP3 reports them as done. Not committed is a
+ * rejection of `commit`, never a result.
+ */
+export type CommitResult =
+  | { readonly outcome: 'committed'; readonly deleted: number }
+  | { readonly outcome: 'deferred'; readonly deleted: number; readonly error: StoreError };
 
 /** Storage behind the POP3 server; every backend passes test/helpers/store-contract.ts. */
 export interface MaildropStore {

@@ -7,9 +7,9 @@
 // serves; the sizes are counted once and cached. `N` only grows: a native UIDL is
 // `%08x(uid)%08x(uidvalidity)` with a fresh uid, so a UIDL is never reused, even after its
 // message is deleted. The base name is last so it may contain spaces.
-import { readFile } from 'node:fs/promises';
 import { StoreError } from '../errors.ts';
 import { errnoOf, storeIoError, writeFileAtomic } from './fs-util.ts';
+import { readStateFile } from './maildir-file.ts';
 
 export const UIDLIST_FILE = 'popgate-uidlist';
 
@@ -83,7 +83,7 @@ export function serializeUidState(state: UidState): string {
 export async function loadUidState(path: string): Promise<UidState | undefined> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readStateFile(path, UIDLIST_FILE);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return undefined;
     throw storeIoError('reading the UID state', error);

@@ -142,7 +142,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<Contract
       for (let i = 1; i <= 5; i++) await store.deliver(USER, Buffer.from(message(i)));
       const session = await store.open(USER);
       const uids = session.messages.map((m) => m.uid);
-      await session.commit([1, 3, 3]);
+      const result = await session.commit([1, 3, 3]);
+      assert.deepEqual(result, { outcome: 'committed', deleted: 2 }, 'resolves with what it deleted');
       const after = await store.open(USER);
       assert.deepEqual(
         after.messages.map((m) => m.uid),

@@ -3,7 +3,7 @@
 // mounted in a private mount namespace (unshare), so ENOSPC comes from the kernel.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -176,4 +176,41 @@ test('a full disk (ENOSPC on a real tmpfs) exits 75 with ERR_STORE_FULL and leav
   assert.match(out.stdout, /rc=75\n/, out.stderr);
   assert.match(out.stderr, /ERR_STORE_FULL/);
   assert.match(out.stdout, /tmp=0 new=0/);
+});
+
+test('a delivery by a user that does not own the Maildir exits 75 with ERR_STORE_UNSAFE_FILE and leaves nothing', async (t) => {
+  if (process.geteuid?.() !== 0) {
+    t.diagnostic('not root: cannot run the delivery as another user');
+    return;
+  }
+  const root = await tempRoot(t);
+  const maildir = join(root, 'frank@example.org');
+  // Writable by everyone, owned by root: nobody (65534) can write into it but does not own it.
+  for (const d of [root, maildir, join(maildir, 'tmp'), join(maildir, 'new'), join(maildir, 'cur')]) {
+    await mkdir(d, { recursive: true });
+    await chmod(d, 0o777);
+  }
+  const result = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [BIN, 'deliver', '--user', 'frank@example.org', '--store', `maildir:${root}`],
+      {
+        env: { ...process.env, POPGATE_STORE: '', HOME: root, XDG_CONFIG_HOME: root, XDG_STATE_HOME: root },
+        stdio: ['pipe', 'ignore', 'pipe'],
+        uid: 65534,
+        gid: 65534,
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stderr }));
+    child.stdin.end('Subject: from nobody\n\nhi\n');
+  });
+  assert.equal(result.code, 75, result.stderr);
+  assert.match(result.stderr, /ERR_STORE_UNSAFE_FILE/);
+  assert.deepEqual(await readdir(join(maildir, 'new')), []);
+  assert.deepEqual(await readdir(join(maildir, 'tmp')), []);
 });

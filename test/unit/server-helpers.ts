@@ -71,6 +71,7 @@ export class MemoryStore implements MaildropStore {
         this.commits.push({ user, deleted: [...deleted] });
         open = false;
         this.locked.delete(user);
+        return { outcome: 'committed' as const, deleted: gone.size };
       },
       release: async () => {
         open = false;
