@@ -1,6 +1,6 @@
 // Listing a Maildir and reconciling it with the UID state. Runs with the state lock held.
 import type { Dirent } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { countBareLf } from './crlf.ts';
 import { DOVECOT_UIDLIST_FILE, type DovecotUidlist, loadDovecotUidlist } from './dovecot-uidlist.ts';
@@ -40,15 +40,64 @@ export interface MaildirGuard {
 
 /**
  * Lists new/ then cur/ (tmp/ holds deliveries in progress and is ignored). Reading new/ first
- * means a file another client moves from new/ to cur/ meanwhile is still seen at least once.
- * Only regular files are listed: a symbolic link, FIFO, socket, device or directory is skipped
- * and reported to `skipped` (docs/security.md, "Maildir files").
+ * means a file another client moves from new/ to cur/ meanwhile is still seen at least once. A
+ * rename inside cur/ while it is being read (Dovecot or an MUA setting flags: `X:2,` becomes
+ * `X:2,S`) can hide the file from that readdir altogether, so a pass counts only when neither
+ * directory changed while it ran (their mtime and ctime, in nanoseconds); otherwise it is read
+ * again. Only regular files are listed: a symbolic link, FIFO, socket, device or directory is
+ * skipped and reported to `skipped` (docs/security.md, "Maildir files").
  */
 export async function listMaildir(
   dir: string,
   skipped?: MaildirGuard['skipped'],
 ): Promise<Map<string, MaildirFile>> {
+  let previous: ListingPass | undefined;
+  for (let attempt = 0; attempt < MAX_LISTING_PASSES; attempt++) {
+    const before = await directoryStamps(dir);
+    const pass = await listOnce(dir);
+    const after = await directoryStamps(dir);
+    if (before === after) return report(pass, skipped);
+    previous =
+      previous === undefined
+        ? pass
+        : { files: new Map([...previous.files, ...pass.files]), skipped: pass.skipped };
+  }
+  // Still changing after every pass: the union of what the passes saw (a file that moved is
+  // found again by its base name when it is opened).
+  return report(previous!, skipped);
+}
+
+/** Passes over a Maildir that keeps changing before the union of what was seen is used. */
+const MAX_LISTING_PASSES = 5;
+
+interface ListingPass {
+  readonly files: Map<string, MaildirFile>;
+  readonly skipped: readonly [string, UnsafeReason][];
+}
+
+function report(pass: ListingPass, skipped: MaildirGuard['skipped']): Map<string, MaildirFile> {
+  for (const [rel, reason] of pass.skipped) skipped?.(rel, reason);
+  return pass.files;
+}
+
+/** When new/ or cur/ last changed, as one comparable string ('' for a missing directory). */
+async function directoryStamps(dir: string): Promise<string> {
+  const stamps: string[] = [];
+  for (const sub of ['new', 'cur'] as const) {
+    try {
+      const info = await stat(join(dir, sub), { bigint: true });
+      stamps.push(`${info.mtimeNs}/${info.ctimeNs}`);
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') throw storeIoError(`listing ${sub}/`, error);
+      stamps.push('');
+    }
+  }
+  return stamps.join(' ');
+}
+
+async function listOnce(dir: string): Promise<ListingPass> {
   const files = new Map<string, MaildirFile>();
+  const skipped: [string, UnsafeReason][] = [];
   for (const sub of ['new', 'cur'] as const) {
     let entries: Dirent[];
     try {
@@ -61,13 +110,13 @@ export async function listMaildir(
       if (isIgnoredName(entry.name)) continue;
       const problem = typeProblem(entry);
       if (problem) {
-        skipped?.(`${sub}/${entry.name}`, problem);
+        skipped.push([`${sub}/${entry.name}`, problem]);
         continue;
       }
       files.set(baseName(entry.name), { base: baseName(entry.name), rel: `${sub}/${entry.name}` });
     }
   }
-  return files;
+  return { files, skipped };
 }
 
 /** A message file's sizes, counted by reading it once, and the inode that was read. */
