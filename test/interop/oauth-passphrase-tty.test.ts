@@ -23,7 +23,7 @@ const bin = join(root, 'bin', 'popgate.js');
 const PASSPHRASE = 'tidal-lantern-tty-42';
 
 let as: AuthorizationServer;
-let home: { dir: string; cleanup: () => Promise<void> };
+let home: Awaited<ReturnType<typeof tempDir>>;
 let env: Record<string, string>;
 let socket: string;
 let tmuxStarted = false;

@@ -18,7 +18,10 @@ const BIN = new URL('../../bin/popgate.js', import.meta.url).pathname;
 const canary = process.env.POPGATE_TEST_CAPTURE_CANARY ?? randomBytes(24).toString('base64url');
 
 /** Runs `node ARGS` with pipes; resolves with its output once it closed. */
-function node(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
+function node(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -58,7 +61,10 @@ test('a popgate child prints the canary on stdout (token status of an account wi
 
 test('a node child prints the canary on stderr', async (t) => {
   const env = { ...(await home(t)), CAPTURE_CANARY: canary };
-  const r = await node(['-e', 'process.stderr.write(`capture canary: ${process.env.CAPTURE_CANARY}\\n`)'], env);
+  const r = await node(
+    ['-e', "process.stderr.write('capture canary: ' + process.env.CAPTURE_CANARY + '\\n')"],
+    env,
+  );
   assert.equal(r.code, 0);
   assert.ok(r.err.includes(canary), 'the node child did not print the canary on stderr');
 });
