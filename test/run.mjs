@@ -143,7 +143,8 @@ child.on('close', (code) => {
  */
 function captureCanaryProblems(found) {
   const problems = [];
-  const isChild = (f, stream) => relative(logDir, f.file).match(/^child-\d+-\d+-(stdout|stderr)\.log$/)?.[1] === stream;
+  const isChild = (f, stream) =>
+    relative(logDir, f.file).match(/^child-\d+-\d+-(stdout|stderr)\.log$/)?.[1] === stream;
   const outside = found.filter((f) => !isChild(f, 'stderr') && !isChild(f, 'stdout'));
   if (outside.length > 0) {
     const where = [...new Set(outside.map((f) => relative(scanDir, f.file)))].slice(0, 3).join(', ');
@@ -156,7 +157,7 @@ function captureCanaryProblems(found) {
     problems.push(
       `the capture canary that ${CAPTURE_TEST}'s children print was found in ${stderrFiles} of 2 ` +
         `child stderr and ${stdoutFiles} of 1 child stdout captures: test/helpers/output-capture.mjs ` +
-        'is not teeing the children\'s output to the scan',
+        "is not teeing the children's output to the scan",
     );
   }
   return problems;
