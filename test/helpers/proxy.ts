@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { recordTestSecret } from '../../dev/secret-ledger.ts';
-import { appendTestLog, removeTempTree } from './test-log.ts';
+import { appendTestLog, removeTempTree, type TreeScanOptions } from './test-log.ts';
 
 export const BIN = new URL('../../bin/popgate.js', import.meta.url).pathname;
 
@@ -14,7 +14,8 @@ export interface ProxyHome {
   readonly dir: string;
   readonly env: NodeJS.ProcessEnv;
   readonly configFile: string;
-  cleanup(): Promise<void>;
+  /** Removes the home after copying it to the run's secret scan (test-log.ts scanTreeBeforeRemoval). */
+  cleanup(scan?: TreeScanOptions): Promise<void>;
 }
 
 /** A fresh HOME with XDG dirs and `config.toml` holding `toml`. */
@@ -37,7 +38,7 @@ export async function proxyHome(toml: string, extraEnv: Record<string, string> =
   };
   // The proxy's files (app passwords, token store, state, self-signed identity) go to the run's
   // secret scan before the home is removed.
-  return { dir, env, configFile, cleanup: () => removeTempTree(dir) };
+  return { dir, env, configFile, cleanup: (scan) => removeTempTree(dir, scan) };
 }
 
 export interface CliResult {

@@ -36,8 +36,9 @@ export const TREE_FILE_CAP = 1024 * 1024;
 
 export interface TreeScanOptions {
   /**
-   * Files (relative to the dir, or absolute) the test itself wrote with a secret in plain text on
-   * purpose — a `token_file`, a client secret file — that are not copied. Never popgate's own files.
+   * Files the test itself wrote with a secret in plain text on purpose — a `token_file`, a client
+   * secret file, a peer's config holding its password — that are not copied: a path relative to
+   * the dir (or absolute), or `**` + `/NAME` for a file NAME at any depth. Never popgate's own files.
    */
   readonly except?: readonly string[];
   /** Sub-directories (relative) not to descend into: a git clone's `.git`, a copied source tree. */
@@ -66,7 +67,9 @@ let trees = 0;
  */
 export function scanTreeBeforeRemoval(dir: string, options: TreeScanOptions = {}): void {
   const logDir = process.env.POPGATE_TEST_LOG_DIR;
-  const except = new Set((options.except ?? []).map((p) => (isAbsolute(p) ? relative(dir, p) : p)));
+  const exceptList = options.except ?? [];
+  const except = new Set(exceptList.map((p) => (isAbsolute(p) ? relative(dir, p) : p)));
+  const exceptNames = new Set(exceptList.filter((p) => p.startsWith('**/')).map((p) => p.slice(3)));
   const skipDirs = new Set(options.skipDirs ?? []);
   const target = logDir ? join(logDir, `tree-${process.pid}-${++trees}-${basename(dir)}`) : undefined;
   const buffer = Buffer.alloc(TREE_FILE_CAP);
@@ -96,7 +99,7 @@ export function scanTreeBeforeRemoval(dir: string, options: TreeScanOptions = {}
         continue;
       }
       if (name === 'passphrase.salt') recordPassphraseKeys(path, options.passphrases ?? []);
-      if (except.has(rel) || target === undefined) continue;
+      if (except.has(rel) || exceptNames.has(name) || target === undefined) continue;
       try {
         const fd = openSync(path, 'r');
         let length = 0;

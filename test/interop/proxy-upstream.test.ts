@@ -110,7 +110,7 @@ describe('an upstream that behaves like Exchange Online POP', () => {
   after(async () => {
     await proxy?.stop();
     await fake?.close();
-    await home?.cleanup();
+    await home?.cleanup({ except: ['token'] }); // the token_file fixture
     await certs?.cleanup();
   });
 
@@ -177,7 +177,7 @@ describe('an upstream that behaves like Exchange Online POP', () => {
         await p.stop();
       }
     } finally {
-      await other.cleanup();
+      await other.cleanup({ except: ['token'] }); // the token_file fixture
     }
   });
 });
@@ -288,7 +288,7 @@ describe('the token manager behind the proxy, with a real issuer and Dovecot', (
 
   after(async () => {
     await proxy?.stop();
-    await home?.cleanup();
+    await home?.cleanup({ except: ['token'] }); // the token_file fixture
     await d?.stop();
     await as?.stop();
   });
