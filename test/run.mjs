@@ -9,7 +9,9 @@
 // test/helpers/output-capture.mjs); this runner keeps a copy of everything the test run printed.
 // After the run every ledger entry is looked for in all of it (test/helpers/secret-scan.mjs). A
 // secret found, an empty ledger after tests that mint tokens, or a capture that did not load
-// fails the run; so does the scanner missing a canary planted in the log directory.
+// fails the run; so does the scanner missing a canary planted in the log directory, or (issue 11)
+// a second canary that only the children of test/unit/secret-scan-capture.test.ts print missing
+// from the log directory's child captures: that one proves the capture, not just the scanner.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -58,6 +60,9 @@ const ledger = join(scanDir, 'ledger');
 const logDir = join(scanDir, 'logs');
 mkdirSync(logDir, { mode: 0o700 });
 const capture = openSync(join(scanDir, 'output.log'), 'a', 0o600);
+// The capture canary: handed to the test processes, printed by the children of CAPTURE_TEST only.
+const CAPTURE_TEST = 'test/unit/secret-scan-capture.test.ts';
+const captureCanary = randomBytes(24).toString('base64url');
 
 // The CLI children that tests start (bin/popgate.js) run the freshly compiled dist/, which starts
 // about twice as fast as the sources through tsx; the crash tests start it hundreds of times.
@@ -102,6 +107,7 @@ const child = spawn(process.execPath, args, {
     ...process.env,
     POPGATE_SECRET_LEDGER: ledger,
     POPGATE_TEST_LOG_DIR: logDir,
+    POPGATE_TEST_CAPTURE_CANARY: captureCanary,
     ...(useDist ? { POPGATE_RUN_DIST: '1' } : {}),
   },
 });
@@ -129,6 +135,34 @@ child.on('close', (code) => {
   process.exit(ok ? 0 : 1);
 });
 
+/**
+ * The capture canary's findings, checked: when CAPTURE_TEST ran, its three children printed the
+ * canary (two on stderr, one on stdout), so it must be in two `child-*-stderr.log` files and one
+ * `child-*-stdout.log` file of the log dir, and in no other file (not the runner's copy of the
+ * output, not a test log): it reaches the scan through the children's capture or not at all.
+ */
+function captureCanaryProblems(found) {
+  const problems = [];
+  const isChild = (f, stream) =>
+    relative(logDir, f.file).match(/^child-\d+-\d+-(stdout|stderr)\.log$/)?.[1] === stream;
+  const outside = found.filter((f) => !isChild(f, 'stderr') && !isChild(f, 'stdout'));
+  if (outside.length > 0) {
+    const where = [...new Set(outside.map((f) => relative(scanDir, f.file)))].slice(0, 3).join(', ');
+    problems.push(`the capture canary turned up outside the children's captures (${where})`);
+  }
+  if (!files.includes(CAPTURE_TEST)) return problems;
+  const stderrFiles = new Set(found.filter((f) => isChild(f, 'stderr')).map((f) => f.file)).size;
+  const stdoutFiles = new Set(found.filter((f) => isChild(f, 'stdout')).map((f) => f.file)).size;
+  if (stderrFiles < 2 || stdoutFiles < 1) {
+    problems.push(
+      `the capture canary that ${CAPTURE_TEST}'s children print was found in ${stderrFiles} of 2 ` +
+        `child stderr and ${stdoutFiles} of 1 child stdout captures: test/helpers/output-capture.mjs ` +
+        "is not teeing the children's output to the scan",
+    );
+  }
+  return problems;
+}
+
 /** Scans the run's output for every secret of the ledger; prints the figures; true when clean. */
 function secretScan(skipped) {
   const problems = [];
@@ -140,21 +174,24 @@ function secretScan(skipped) {
     const canary = randomBytes(24).toString('base64url');
     const canaryLine = lines.length + 1;
     const canaryFile = join(logDir, 'canary.log');
-    appendFileSync(ledger, `${canary}\n`, { mode: 0o600 });
+    const captureCanaryLine = lines.length + 2;
+    appendFileSync(ledger, `${canary}\n${captureCanary}\n`, { mode: 0o600 });
     writeFileSync(canaryFile, `scanner self-check: ${canary}\n`, { mode: 0o600 });
     const outputs = filesUnder(scanDir, new Set([ledger]));
     const started = Date.now();
-    const scan = scanForSecrets([...lines, canary], outputs);
+    const scan = scanForSecrets([...lines, canary, captureCanary], outputs);
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     const isCanary = (f) => f.ledgerLine === canaryLine;
-    const leaks = scan.findings.filter((f) => !isCanary(f));
+    const isCaptureCanary = (f) => f.ledgerLine === captureCanaryLine;
+    const leaks = scan.findings.filter((f) => !isCanary(f) && !isCaptureCanary(f));
     if (!scan.findings.some((f) => isCanary(f) && f.file === canaryFile && f.form === 'exact')) {
       problems.push('the scanner did not find the canary planted in the log directory');
     }
     if (scan.findings.some((f) => isCanary(f) && f.file !== canaryFile)) {
       problems.push('the canary turned up outside its file');
     }
-    const secrets = scan.secrets - 1;
+    problems.push(...captureCanaryProblems(scan.findings.filter(isCaptureCanary)));
+    const secrets = scan.secrets - 2;
     const processes = readdirSync(logDir).filter((n) => n.startsWith('events-')).length;
     if (processes === 0) problems.push('no test process loaded test/helpers/output-capture.mjs');
     const minting = files.filter((f) =>

@@ -1,5 +1,5 @@
 // Test helpers around the real oidc-provider authorization server (dev/authorization-server/).
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -11,6 +11,7 @@ import { type OAuthAccount, type OAuthAccountOptions, resolveAccount } from '../
 import { deviceFlow } from '../../src/oauth/flows/device.ts';
 import type { Sleep } from '../../src/oauth/flows/sleep.ts';
 import type { TokenSet } from '../../src/oauth/token-set.ts';
+import { removeTempTree, type TreeScanOptions } from './test-log.ts';
 
 export type { AuthorizationServer };
 
@@ -87,9 +88,10 @@ export async function deviceLogin(
 /** A temp dir removed by the returned cleanup. */
 export async function tempDir(
   prefix = 'popgate-oauth-',
-): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+): Promise<{ dir: string; cleanup: (scan?: TreeScanOptions) => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  // What popgate wrote there (token store, config, state) goes to the run's secret scan first.
+  return { dir, cleanup: (scan) => removeTempTree(dir, scan) };
 }
 
 /** Every token string in a token set, for "never in plain text" checks. */

@@ -2,11 +2,11 @@
 // passwords created through `popgate proxy passwords add` (recorded in the secret ledger), the
 // proxy as a real child process whose listeners, metrics port and audit lines the test reads.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { recordTestSecret } from '../../dev/secret-ledger.ts';
-import { appendTestLog } from './test-log.ts';
+import { appendTestLog, removeTempTree, type TreeScanOptions } from './test-log.ts';
 
 export const BIN = new URL('../../bin/popgate.js', import.meta.url).pathname;
 
@@ -14,7 +14,8 @@ export interface ProxyHome {
   readonly dir: string;
   readonly env: NodeJS.ProcessEnv;
   readonly configFile: string;
-  cleanup(): Promise<void>;
+  /** Removes the home after copying it to the run's secret scan (test-log.ts scanTreeBeforeRemoval). */
+  cleanup(scan?: TreeScanOptions): Promise<void>;
 }
 
 /** A fresh HOME with XDG dirs and `config.toml` holding `toml`. */
@@ -35,7 +36,9 @@ export async function proxyHome(toml: string, extraEnv: Record<string, string> =
       : {}),
     ...extraEnv,
   };
-  return { dir, env, configFile, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  // The proxy's files (app passwords, token store, state, self-signed identity) go to the run's
+  // secret scan before the home is removed.
+  return { dir, env, configFile, cleanup: (scan) => removeTempTree(dir, scan) };
 }
 
 export interface CliResult {

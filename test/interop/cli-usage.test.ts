@@ -4,14 +4,16 @@
 // --account; serve names every TLS file it cannot read; Ctrl-C while --watch waits says so.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { recordTestSecret } from '../../dev/secret-ledger.ts';
 import { sharedDovecot } from '../helpers/dovecot.ts';
 import { prepare } from '../helpers/fetch-crash.ts';
 import { requirePeer } from '../helpers/peers.ts';
+import { removeTempTree } from '../helpers/test-log.ts';
 
 const BIN = new URL('../../bin/popgate.js', import.meta.url).pathname;
 const run = promisify(execFile);
@@ -21,16 +23,20 @@ interface Home {
   env: NodeJS.ProcessEnv;
 }
 
+const PASSPHRASE = 'a passphrase used only by this usage test';
+recordTestSecret(PASSPHRASE);
+
 async function home(t: { after(fn: () => Promise<void>): void }, config = ''): Promise<Home> {
   const dir = await mkdtemp(join(tmpdir(), 'popgate-usage-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  // What popgate wrote goes to the run's secret scan first (and the key the passphrase derives).
+  t.after(() => removeTempTree(dir, { passphrases: [PASSPHRASE] }));
   const env = {
     PATH: process.env.PATH,
     HOME: dir,
     XDG_CONFIG_HOME: join(dir, 'config'),
     XDG_STATE_HOME: join(dir, 'state'),
     XDG_DATA_HOME: join(dir, 'data'),
-    POPGATE_PASSPHRASE: 'a passphrase used only by this usage test',
+    POPGATE_PASSPHRASE: PASSPHRASE,
     ...(process.env.POPGATE_RUN_DIST ? { POPGATE_RUN_DIST: process.env.POPGATE_RUN_DIST } : {}),
   };
   if (config) {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { demoMessages, lateMessage } from '../../dev/demo/seed-messages.ts';
 import { requirePeer } from '../helpers/peers.ts';
+import { scanTreeBeforeRemoval } from '../helpers/test-log.ts';
 
 const repo = new URL('../..', import.meta.url).pathname;
 
@@ -26,7 +27,12 @@ async function filesIn(dir: string): Promise<string[]> {
 test('npm start in a fresh clone runs the whole demo and leaves every seeded message once in its Maildir', async (t) => {
   if (!requirePeer(t, 'openssl')) return;
   const work = await mkdtemp(join(tmpdir(), 'popgate-demo-test-'));
-  t.after(() => rm(work, { recursive: true, force: true }));
+  t.after(async () => {
+    // The demo's own files (its CA, config, token store, state, Maildirs) go to the run's secret
+    // scan first; the rest of the clone is the repository.
+    scanTreeBeforeRemoval(join(work, 'popgate', 'popgate-demo'));
+    await rm(work, { recursive: true, force: true });
+  });
   const clone = join(work, 'popgate');
   execFileSync('git', ['clone', '--quiet', '--no-hardlinks', repo, clone]);
   // The clone gets the checkout's installed dependencies instead of a second `npm ci`.

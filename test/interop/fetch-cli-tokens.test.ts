@@ -8,22 +8,20 @@
 // Dovecot trusts the authorization server's signing keys (local JWT validation, `typ: JWT`).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import type { DevSigningKey } from '../../dev/jwt-keys.ts';
-import type { CliContext } from '../../src/cli/context.ts';
 import { main } from '../../src/cli/main.ts';
-import { resolvePaths } from '../../src/cli/paths.ts';
 import { openTokens } from '../../src/cli/tokens.ts';
 import { revokeToken } from '../../src/oauth/flows/revoke.ts';
+import { capturedCliContext } from '../helpers/cli-context.ts';
 import { type DovecotInstance, startDovecot } from '../helpers/dovecot.ts';
 import { writeUniformMessages } from '../helpers/mail-fixtures.ts';
 import { type AuthorizationServer, nativeAccount, startTestAuthorizationServer } from '../helpers/oidc.ts';
 import { requirePeer } from '../helpers/peers.ts';
-import { appendTestLog } from '../helpers/test-log.ts';
+import { appendTestLog, removeTempTree } from '../helpers/test-log.ts';
 
 const BIN = new URL('../../bin/popgate.js', import.meta.url).pathname;
 const ALICE = 'alice@example.test';
@@ -51,7 +49,9 @@ async function home(t: {
   after(fn: () => Promise<void>): void;
 }): Promise<{ dir: string; env: NodeJS.ProcessEnv }> {
   const dir = await mkdtemp(join(tmpdir(), 'popgate-fetch-tokens-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  // Popgate's files go to the run's secret scan first; `expired` and `good` are the token
+  // helper's fixtures (plain text by design).
+  t.after(() => removeTempTree(dir, { except: ['expired', 'good'] }));
   const env = {
     HOME: dir,
     PATH: process.env.PATH ?? '',
@@ -144,25 +144,8 @@ describe('--token-command', () => {
   });
 });
 
-class Capture extends Writable {
-  text = '';
-  onText: ((text: string) => void) | undefined;
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString('utf8');
-    this.onText?.(this.text);
-    done();
-  }
-}
-
-function context(env: NodeJS.ProcessEnv): CliContext & { stderr: Capture; stdout: Capture } {
-  return {
-    env,
-    paths: resolvePaths(env),
-    stdout: new Capture(),
-    stderr: new Capture(),
-    stdin: new PassThrough(),
-    exitCode: 0,
-  };
+function context(env: NodeJS.ProcessEnv, args: readonly string[]) {
+  return capturedCliContext(env, { log: 'fetch-cli-tokens', args });
 }
 
 test('token manager end to end: login, fetch, [AUTH] on a refused token -> one refresh -> retry; revoked grant -> exit 77', async (t) => {
@@ -191,7 +174,7 @@ test('token manager end to end: login, fetch, [AUTH] on a refused token -> one r
     ].join('\n'),
   );
   // Login in this process, approving the device code through the provider's pages.
-  const loginCtx = context(h.env);
+  const loginCtx = context(h.env, ['login']);
   let approval: Promise<void> | undefined;
   loginCtx.stderr.onText = (text) => {
     const code = /enter the code: (\S+)/.exec(text)?.[1];
@@ -199,7 +182,6 @@ test('token manager end to end: login, fetch, [AUTH] on a refused token -> one r
   };
   const loggedIn = await main(['login', '--account', 'work'], loginCtx);
   await approval;
-  appendTestLog('fetch-cli-tokens', loginCtx.stdout.text + loginCtx.stderr.text);
   assert.equal(loggedIn, 0, loginCtx.stderr.text);
 
   const refreshes = () => server.grantCounts().refresh_token ?? 0;
@@ -210,7 +192,7 @@ test('token manager end to end: login, fetch, [AUTH] on a refused token -> one r
 
   // The server refuses the stored access token (expired at Dovecot, still valid by popgate's
   // record), as after a key rotation or a server-side revocation: [AUTH], refresh once, retry.
-  const { manager } = await openTokens(context(h.env));
+  const { manager } = await openTokens(context(h.env, []));
   const refuseStoredToken = async () => {
     const stored = await manager.store.get('work');
     assert.ok(stored);

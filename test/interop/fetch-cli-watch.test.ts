@@ -5,7 +5,7 @@
 // floor) is unit-tested with an injected clock in test/unit/fetch-watch.test.ts.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -15,7 +15,7 @@ import { type DovecotInstance, startDovecot } from '../helpers/dovecot.ts';
 import { maildropScript, startFakePop3Server } from '../helpers/fake-pop3-server.ts';
 import { writeUniformMessages } from '../helpers/mail-fixtures.ts';
 import { requirePeer } from '../helpers/peers.ts';
-import { appendTestLog } from '../helpers/test-log.ts';
+import { appendTestLog, removeTempTree } from '../helpers/test-log.ts';
 
 const BIN = new URL('../../bin/popgate.js', import.meta.url).pathname;
 const USERS = ['watch@example.test', 'twice@example.test', 'cfg@example.test'];
@@ -71,7 +71,9 @@ function watch(args: string[], env: NodeJS.ProcessEnv): Watched {
 async function dovecotSetup(t: { after(fn: () => Promise<void>): void }, user: string, count: number) {
   const d = await dovecot();
   const dir = await mkdtemp(join(tmpdir(), 'popgate-watch-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  // Popgate's state and Maildir go to the run's secret scan first; `token` is the token_file
+  // fixture (plain text by design).
+  t.after(() => removeTempTree(dir, { except: ['token'] }));
   const source = await d.maildirOf(user);
   await writeUniformMessages(source, count, 1000, { owner: { uid: d.mailUid, gid: d.mailGid } });
   await writeFile(join(dir, 'token'), await d.mintToken(user, { expiresIn: 3600 }), { mode: 0o600 });
@@ -128,7 +130,9 @@ test('--watch waits at least the LOGIN-DELAY the server announces, even with --e
   });
   t.after(() => server.close());
   const dir = await mkdtemp(join(tmpdir(), 'popgate-watch-delay-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  // Popgate's state and Maildir go to the run's secret scan first; `token` is the token_file
+  // fixture (plain text by design).
+  t.after(() => removeTempTree(dir, { except: ['token'] }));
   await writeFile(join(dir, 'token'), 'not-checked-by-this-server', { mode: 0o600 });
   const env = { ...process.env, XDG_STATE_HOME: join(dir, 'state'), XDG_CONFIG_HOME: join(dir, 'config') };
   const run = watch(

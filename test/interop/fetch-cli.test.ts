@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -13,6 +13,7 @@ import { recordTestSecret } from '../../dev/secret-ledger.ts';
 import { type DovecotInstance, startDovecot } from '../helpers/dovecot.ts';
 import { writeUniformMessages } from '../helpers/mail-fixtures.ts';
 import { requirePeer } from '../helpers/peers.ts';
+import { removeTempTree } from '../helpers/test-log.ts';
 
 const BIN = new URL('../../bin/popgate.js', import.meta.url).pathname;
 const USERS = [
@@ -48,7 +49,9 @@ async function setup(
 ): Promise<Setup> {
   const d = await dovecot();
   const dir = await mkdtemp(join(tmpdir(), 'popgate-cli-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  // Popgate's state, Maildir and delivered files go to the run's secret scan first; `token` is
+  // this test's token_file fixture (plain text by design).
+  t.after(() => removeTempTree(dir, { except: ['token'] }));
   const source = await d.maildirOf(user);
   await writeUniformMessages(source, count, size, { owner: { uid: d.mailUid, gid: d.mailGid } });
   await writeFile(join(dir, 'token'), await d.mintToken(user, { expiresIn: 3600 }), { mode: 0o600 });

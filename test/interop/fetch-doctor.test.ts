@@ -4,19 +4,18 @@
 // fetch reads (a real CLI child with only HOME set).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { createDevCa } from '../../dev/certs.ts';
 import { missingPop3Scopes } from '../../src/cli/commands/doctor.ts';
-import type { CliContext } from '../../src/cli/context.ts';
 import { main } from '../../src/cli/main.ts';
 import { resolvePaths } from '../../src/cli/paths.ts';
+import { capturedCliContext } from '../helpers/cli-context.ts';
 import { type DovecotInstance, sharedDovecot } from '../helpers/dovecot.ts';
 import { requirePeer } from '../helpers/peers.ts';
-import { appendTestLog } from '../helpers/test-log.ts';
+import { appendTestLog, removeTempTree } from '../helpers/test-log.ts';
 
 const BIN = new URL('../../bin/popgate.js', import.meta.url).pathname;
 /** The test runner's choice of compiled code for CLI children, passed on. */
@@ -32,7 +31,8 @@ async function run(
   prepareHome?: (home: string) => Promise<void>,
 ): Promise<{ code: number; out: string }> {
   const home = await mkdtemp(join(tmpdir(), 'popgate-doctor-'));
-  t.after(() => rm(home, { recursive: true, force: true }));
+  // `token` is this test's token_file fixture: plain text by design.
+  t.after(() => removeTempTree(home, { except: ['token'] }));
   const env = {
     HOME: home,
     XDG_CONFIG_HOME: join(home, 'config'),
@@ -45,17 +45,8 @@ async function run(
     .join('\n');
   await mkdir(join(home, 'config', 'popgate'), { recursive: true });
   await writeFile(paths.configFile, `[accounts.box]\n${toml}\n`);
-  const stdout = new PassThrough();
-  let out = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  const ctx: CliContext = {
-    env,
-    paths,
-    stdout,
-    stderr: new PassThrough(),
-    stdin: new PassThrough(),
-    exitCode: 0,
-  };
+  // doctor's report (stdout) and any error (stderr) go to the run's secret scan as written.
+  const ctx = capturedCliContext(env, { log: 'fetch-doctor', args: ['doctor'] });
   const d = await dovecot();
   await writeFile(join(home, 'ca.pem'), d.caCertPem);
   await writeFile(join(home, 'token'), await d.mintToken(USER, { claims: { scope: 'pop3' } }), {
@@ -63,7 +54,7 @@ async function run(
   });
   await prepareHome?.(home);
   const code = await main(['doctor'], ctx);
-  return { code, out };
+  return { code, out: ctx.stdout.text };
 }
 
 function base(d: DovecotInstance): Record<string, string | number> {
@@ -88,7 +79,7 @@ test('doctor: an untrusted certificate is a failure with the fix (exit 78)', asy
   if (!requirePeer(t, 'dovecot')) return;
   const d = await dovecot();
   const home = await mkdtemp(join(tmpdir(), 'popgate-doctor-ca-'));
-  t.after(() => rm(home, { recursive: true, force: true }));
+  t.after(() => removeTempTree(home));
   const other = await createDevCa(home);
   const bad = await run(t, { ...base(d), ca: other.caCertPath });
   assert.equal(bad.code, 78, bad.out);
@@ -100,7 +91,7 @@ test('doctor: a loose token file is named with chmod 600', async (t) => {
   if (!requirePeer(t, 'dovecot')) return;
   const d = await dovecot();
   const home = await mkdtemp(join(tmpdir(), 'popgate-doctor-tok-'));
-  t.after(() => rm(home, { recursive: true, force: true }));
+  t.after(() => removeTempTree(home, { except: ['loose'] }));
   await writeFile(join(home, 'loose'), await d.mintToken(USER), { mode: 0o644 });
   const { code, out } = await run(t, { ...base(d), token_file: join(home, 'loose') });
   assert.notEqual(code, 0);
@@ -143,7 +134,7 @@ test('doctor (a real CLI child) expands ~ in token_file and checks the file fetc
   if (!requirePeer(t, 'dovecot')) return;
   const d = await dovecot();
   const home = await mkdtemp(join(tmpdir(), 'popgate-doctor-home-'));
-  t.after(() => rm(home, { recursive: true, force: true }));
+  t.after(() => removeTempTree(home, { except: ['tok'] }));
   await mkdir(join(home, '.config', 'popgate'), { recursive: true });
   await writeFile(join(home, 'ca.pem'), d.caCertPem);
   await writeFile(join(home, 'tok'), await d.mintToken(USER, { claims: { scope: 'pop3' } }), { mode: 0o600 });

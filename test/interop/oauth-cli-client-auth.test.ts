@@ -4,14 +4,13 @@
 // the method the config asked for was used. Loose key files, a missing key and a wrong secret
 // fail before or at the provider with configuration errors, and no secret reaches the output.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import type { CliContext } from '../../src/cli/context.ts';
+import { recordTestSecret } from '../../dev/secret-ledger.ts';
 import { main } from '../../src/cli/main.ts';
-import { resolvePaths } from '../../src/cli/paths.ts';
+import { capturedCliContext } from '../helpers/cli-context.ts';
 import {
   type AuthorizationServer,
   clientCredentialsAccountToml,
@@ -20,7 +19,7 @@ import {
 } from '../helpers/oidc.ts';
 
 let as: AuthorizationServer;
-let home: { dir: string; cleanup: () => Promise<void> };
+let home: Awaited<ReturnType<typeof tempDir>>;
 const secrets: string[] = [];
 const outputs: string[] = [];
 const tokenRequests: string[] = [];
@@ -32,14 +31,6 @@ interface TokenRequestContext {
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString('utf8');
-    done();
-  }
-}
-
 async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = {
     HOME: home.dir,
@@ -48,17 +39,10 @@ async function run(args: string[]): Promise<{ code: number; stdout: string; stde
     XDG_STATE_HOME: join(home.dir, 'state'),
     PATH: process.env.PATH ?? '',
   };
-  const stdout = new Capture();
-  const stderr = new Capture();
-  const ctx: CliContext = {
-    env,
-    paths: resolvePaths(env),
-    stdout,
-    stderr,
-    stdin: new PassThrough(),
-    exitCode: 0,
-  };
+  // Both streams go to the run's secret scan as written, except the stdout of `token print`.
+  const ctx = capturedCliContext(env, { log: 'oauth-cli-client-auth', args });
   const code = await main(args, ctx);
+  const { stdout, stderr } = ctx;
   outputs.push(stderr.text, ...(args.includes('print') ? [] : [stdout.text]));
   return { code, stdout: stdout.text, stderr: stderr.text };
 }
@@ -112,6 +96,7 @@ before(async () => {
   });
   const postSecret = randomBytes(24).toString('base64url');
   secrets.push(postSecret, as.clients.secretBasic.clientSecret);
+  recordTestSecret(postSecret);
   await registerClient({
     client_id: 'popgate-app-post',
     client_secret: postSecret,
@@ -120,6 +105,10 @@ before(async () => {
   const jwtKey = ecKeyPem();
   const kid = randomUUID();
   secrets.push(jwtKey.pem.split('\n').slice(1, 3).join(''));
+  // The private key: its first PEM line (ends in the first bytes of the scalar; the later lines
+  // hold the public point, which may be printed) and the scalar itself as a JWK would carry it.
+  recordTestSecret(jwtKey.pem.split('\n')[1]);
+  recordTestSecret(createPrivateKey(jwtKey.pem).export({ format: 'jwk' }).d);
   await registerClient({
     client_id: 'popgate-app-pem',
     token_endpoint_auth_method: 'private_key_jwt',
@@ -164,7 +153,10 @@ before(async () => {
 
 after(async () => {
   await as.stop();
-  await home.cleanup();
+  // The secret and key files are this test's fixtures, in plain text by design.
+  await home.cleanup({
+    except: ['basic.secret', 'post.secret', 'client-key.pem', 'loose-key.pem', 'other-key.pem'],
+  });
 });
 
 /** Logs in, checks how the one token request authenticated, and reads the token back. */

@@ -5,39 +5,28 @@
 import assert from 'node:assert/strict';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import type { CliContext } from '../../src/cli/context.ts';
+import { recordTestSecret } from '../../dev/secret-ledger.ts';
 import { main } from '../../src/cli/main.ts';
-import { resolvePaths } from '../../src/cli/paths.ts';
 import { revokeToken } from '../../src/oauth/flows/revoke.ts';
+import { capturedCliContext } from '../helpers/cli-context.ts';
 import {
   type AuthorizationServer,
   nativeAccount,
   startTestAuthorizationServer,
   tempDir,
 } from '../helpers/oidc.ts';
-import { appendTestLog } from '../helpers/test-log.ts';
 
 let as: AuthorizationServer;
-let home: { dir: string; cleanup: () => Promise<void> };
+let home: Awaited<ReturnType<typeof tempDir>>;
 const everything: string[] = [];
+// Test passphrases are secrets like any other: in the ledger, and long enough to be scanned for.
+const FIRST_PASSPHRASE = 'first passphrase of the oauth-cli test';
+const SECOND_PASSPHRASE = 'second passphrase of the oauth-cli test';
+recordTestSecret(FIRST_PASSPHRASE);
+recordTestSecret(SECOND_PASSPHRASE);
 
-class Capture extends Writable {
-  text = '';
-  isTTY?: boolean;
-  onText: ((text: string) => void) | undefined;
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString('utf8');
-    this.onText?.(this.text);
-    done();
-  }
-}
-
-function context(env: Record<string, string> = {}, tty = false) {
-  const stdout = new Capture();
-  const stderr = new Capture();
-  if (tty) stdout.isTTY = true;
+function context(args: readonly string[], env: Record<string, string> = {}, tty = false) {
   const fullEnv = {
     HOME: home.dir,
     XDG_CONFIG_HOME: join(home.dir, 'config'),
@@ -46,22 +35,18 @@ function context(env: Record<string, string> = {}, tty = false) {
     PATH: process.env.PATH ?? '',
     ...env,
   };
-  const ctx: CliContext = {
-    env: fullEnv,
-    paths: resolvePaths(fullEnv),
-    stdout,
-    stderr,
-    stdin: new PassThrough(),
-    exitCode: 0,
-  };
-  return { ctx, stdout, stderr };
+  // Both streams go to the run's secret scan as they are written, except the stdout of
+  // `token print` (the token, by design).
+  const ctx = capturedCliContext(fullEnv, { log: 'oauth-cli', args });
+  if (tty) ctx.stdout.isTTY = true;
+  return { ctx, stdout: ctx.stdout, stderr: ctx.stderr };
 }
 
 async function run(
   args: string[],
   options: { env?: Record<string, string>; tty?: boolean; approveAs?: string } = {},
 ) {
-  const { ctx, stdout, stderr } = context(options.env, options.tty);
+  const { ctx, stdout, stderr } = context(args, options.env, options.tty);
   let approval: Promise<void> | undefined;
   if (options.approveAs) {
     stderr.onText = (text) => {
@@ -72,9 +57,6 @@ async function run(
   const code = await main(args, ctx);
   await approval;
   everything.push(stdout.text, stderr.text);
-  appendTestLog('oauth-cli-stderr', stderr.text);
-  // The stdout of `token print` is the token by design; every other stdout goes to the run's scan.
-  if (!(args[0] === 'token' && args[1] === 'print')) appendTestLog('oauth-cli-stdout', stdout.text);
   return { code, stdout: stdout.text, stderr: stderr.text };
 }
 
@@ -102,7 +84,7 @@ before(async () => {
 
 after(async () => {
   await as.stop();
-  await home.cleanup();
+  await home.cleanup({ passphrases: [FIRST_PASSPHRASE, SECOND_PASSPHRASE] });
 });
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -206,7 +188,7 @@ describe('popgate login, token, logout', () => {
   });
 
   test('a wrong passphrase is a clear error and deletes nothing', async () => {
-    const env = { POPGATE_PASSPHRASE: 'first passphrase' };
+    const env = { POPGATE_PASSPHRASE: FIRST_PASSPHRASE };
     assert.equal(
       (await run(['login', '--account', 'work'], { env, approveAs: 'alice@example.test' })).code,
       0,
@@ -216,7 +198,7 @@ describe('popgate login, token, logout', () => {
     const status = await run(['token', 'status', '--json'], { env });
     assert.equal(JSON.parse(status.stdout).store.keySource, 'passphrase');
     const wrong = await run(['token', 'print', '--account', 'work'], {
-      env: { POPGATE_PASSPHRASE: 'second passphrase' },
+      env: { POPGATE_PASSPHRASE: SECOND_PASSPHRASE },
     });
     assert.equal(wrong.code, 78);
     assert.match(wrong.stderr, /wrong passphrase/);

@@ -9,6 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { recordTestSecret } from '../../dev/secret-ledger.ts';
 import {
   type AuthorizationServer,
   clientCredentialsAccountToml,
@@ -16,14 +17,20 @@ import {
   tempDir,
 } from '../helpers/oidc.ts';
 import { requirePeer } from '../helpers/peers.ts';
+import { appendTestLog } from '../helpers/test-log.ts';
 
 const exec = promisify(execFile);
 const root = new URL('../../', import.meta.url).pathname;
 const bin = join(root, 'bin', 'popgate.js');
 const PASSPHRASE = 'tidal-lantern-tty-42';
+const WRONG_PASSPHRASE = 'another passphrase, not the one chosen';
+// The passphrases are secrets of this run: the scan looks for them in every output (the tmux
+// screens included) and for the key the right one derives (see home.cleanup below).
+recordTestSecret(PASSPHRASE);
+recordTestSecret(WRONG_PASSPHRASE);
 
 let as: AuthorizationServer;
-let home: { dir: string; cleanup: () => Promise<void> };
+let home: Awaited<ReturnType<typeof tempDir>>;
 let env: Record<string, string>;
 let socket: string;
 let tmuxStarted = false;
@@ -54,7 +61,8 @@ before(async () => {
 after(async () => {
   if (tmuxStarted) await exec('tmux', ['-S', socket, 'kill-server']).catch(() => {});
   await as.stop();
-  await home.cleanup();
+  // `client-secret` is this test's client_secret_file fixture: plain text by design.
+  await home.cleanup({ except: ['client-secret'], passphrases: [PASSPHRASE, WRONG_PASSPHRASE] });
 });
 
 /** Starts `popgate ARGS` in a new tmux window; the script reports the exit code and the echo state. */
@@ -85,9 +93,14 @@ async function waitFor(name: string, pattern: RegExp): Promise<string> {
   let last = '';
   for (let i = 0; i < 600; i++) {
     last = await screen(name);
-    if (pattern.test(last)) return last;
+    if (pattern.test(last)) {
+      // What the terminal showed goes to the run's secret scan (the test keeps it in memory).
+      appendTestLog('oauth-passphrase-tty-screen', last);
+      return last;
+    }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  appendTestLog('oauth-passphrase-tty-screen', last);
   throw new Error(`timed out waiting for ${pattern} in window ${name}; screen:\n${last}`);
 }
 
@@ -142,7 +155,7 @@ describe('passphrase prompt on a terminal (tmux)', () => {
     assert.equal(right.code, 0, right.stderr);
     assert.match(right.stdout.trim(), /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
     const wrong = await popgate(['token', 'print', '--account', 'app'], {
-      POPGATE_PASSPHRASE: 'another one',
+      POPGATE_PASSPHRASE: WRONG_PASSPHRASE,
     });
     assert.equal(wrong.code, 78);
     assert.match(wrong.stderr, /wrong passphrase/);

@@ -11,10 +11,9 @@ import { mkdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { PassThrough, Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { main } from '../../src/cli/main.ts';
-import { resolvePaths } from '../../src/cli/paths.ts';
+import { capturedCliContext } from '../helpers/cli-context.ts';
 import { type AuthorizationServer, startTestAuthorizationServer, tempDir } from '../helpers/oidc.ts';
 import { appendTestLog } from '../helpers/test-log.ts';
 
@@ -22,7 +21,7 @@ const BIN = new URL('../../bin/popgate.js', import.meta.url).pathname;
 const PROBE = new URL('../helpers/lock-wait-probe.mjs', import.meta.url).pathname;
 
 let as: AuthorizationServer;
-let home: { dir: string; cleanup: () => Promise<void> };
+let home: Awaited<ReturnType<typeof tempDir>>;
 let proxy: HoldingProxy;
 let env: Record<string, string>;
 
@@ -100,36 +99,19 @@ async function startHoldingProxy(target: URL): Promise<HoldingProxy> {
   };
 }
 
-class Capture extends Writable {
-  text = '';
-  onText: ((text: string) => void) | undefined;
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString('utf8');
-    this.onText?.(this.text);
-    done();
-  }
-}
-
 /** `popgate login` in this process (the device flow approved through the provider's pages). */
 async function login(): Promise<void> {
-  const stdout = new Capture();
-  const stderr = new Capture();
+  const args = ['login', '--account', 'work'];
+  // Both streams go to the run's secret scan as written.
+  const ctx = capturedCliContext(env, { log: 'oauth-token-refresh-cli', args });
   let approval: Promise<void> | undefined;
-  stderr.onText = (text) => {
+  ctx.stderr.onText = (text) => {
     const code = /enter the code: (\S+)/.exec(text)?.[1];
     if (code && !approval) approval = as.approveDevice(code, 'alice@example.test');
   };
-  const code = await main(['login', '--account', 'work'], {
-    env,
-    paths: resolvePaths(env),
-    stdout,
-    stderr,
-    stdin: new PassThrough(),
-    exitCode: 0,
-  });
+  const code = await main(args, ctx);
   await approval;
-  appendTestLog('oauth-token-refresh-cli', stdout.text + stderr.text);
-  assert.equal(code, 0, stderr.text);
+  assert.equal(code, 0, ctx.stderr.text);
 }
 
 interface Child {

@@ -140,7 +140,11 @@ describe('password-only clients through popgate proxy to Dovecot with OAuth2', (
 
   after(async () => {
     await proxy?.stop();
-    await home?.cleanup();
+    // The token files and the peers' configs (each holding its app password) are this test's
+    // fixtures, in plain text by design.
+    await home?.cleanup({
+      except: ['token', 'fm-token', '**/fetchmailrc', '**/getmailrc', '**/muttrc'],
+    });
     await certs?.cleanup();
     await d?.stop();
   });

@@ -7,17 +7,15 @@
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { DevSigningKey } from '../../dev/jwt-keys.ts';
 import { recordTestSecret } from '../../dev/secret-ledger.ts';
-import type { CliContext } from '../../src/cli/context.ts';
 import { main } from '../../src/cli/main.ts';
-import { resolvePaths } from '../../src/cli/paths.ts';
 import { revokeToken } from '../../src/oauth/flows/revoke.ts';
 import { EncryptedFileTokenStore } from '../../src/oauth/stores/encrypted-file.ts';
 import { KeyFileSource } from '../../src/oauth/stores/key-source.ts';
 import { createTestCerts, type TestCerts } from '../helpers/certs.ts';
+import { capturedCliContext } from '../helpers/cli-context.ts';
 import { type DovecotInstance, startDovecot } from '../helpers/dovecot.ts';
 import { type FakePop3Server, maildropScript, startFakePop3Server } from '../helpers/fake-pop3-server.ts';
 import { type AuthorizationServer, nativeAccount, startTestAuthorizationServer } from '../helpers/oidc.ts';
@@ -29,7 +27,6 @@ import {
   type RunningProxy,
   startProxy,
 } from '../helpers/proxy.ts';
-import { appendTestLog } from '../helpers/test-log.ts';
 import { WireClient } from '../unit/server-helpers.ts';
 
 /** USER/PASS through the proxy; returns the PASS answer and the open client. */
@@ -113,7 +110,7 @@ describe('an upstream that behaves like Exchange Online POP', () => {
   after(async () => {
     await proxy?.stop();
     await fake?.close();
-    await home?.cleanup();
+    await home?.cleanup({ except: ['token'] }); // the token_file fixture
     await certs?.cleanup();
   });
 
@@ -180,20 +177,10 @@ describe('an upstream that behaves like Exchange Online POP', () => {
         await p.stop();
       }
     } finally {
-      await other.cleanup();
+      await other.cleanup({ except: ['token'] }); // the token_file fixture
     }
   });
 });
-
-class Capture extends Writable {
-  text = '';
-  onText: ((text: string) => void) | undefined;
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString('utf8');
-    this.onText?.(this.text);
-    done();
-  }
-}
 
 describe('the token manager behind the proxy, with a real issuer and Dovecot', () => {
   const USER = 'alice@example.test';
@@ -209,8 +196,10 @@ describe('the token manager behind the proxy, with a real issuer and Dovecot', (
     args: string[],
     approve = false,
   ): Promise<{ code: number; stdout: string; stderr: string }> {
-    const stdout = new Capture();
-    const stderr = new Capture();
+    const env = home.env as Record<string, string>;
+    // Both streams go to the run's secret scan as written (stdout unless it is a secret by design).
+    const ctx = capturedCliContext(env, { log: 'proxy-upstream-cli', args });
+    const { stdout, stderr } = ctx;
     let approval: Promise<void> | undefined;
     if (approve) {
       stderr.onText = (text) => {
@@ -218,18 +207,8 @@ describe('the token manager behind the proxy, with a real issuer and Dovecot', (
         if (code && !approval) approval = as.approveDevice(code, USER);
       };
     }
-    const env = home.env as Record<string, string>;
-    const ctx: CliContext = {
-      env,
-      paths: resolvePaths(env),
-      stdout,
-      stderr,
-      stdin: new PassThrough(),
-      exitCode: 0,
-    };
     const code = await main(args, ctx);
     await approval;
-    appendTestLog('proxy-upstream-cli', stderr.text + stdout.text);
     return { code, stdout: stdout.text, stderr: stderr.text };
   }
 
@@ -309,7 +288,7 @@ describe('the token manager behind the proxy, with a real issuer and Dovecot', (
 
   after(async () => {
     await proxy?.stop();
-    await home?.cleanup();
+    await home?.cleanup({ except: ['token'] }); // the token_file fixture
     await d?.stop();
     await as?.stop();
   });

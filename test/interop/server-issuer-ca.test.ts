@@ -90,7 +90,11 @@ describe('popgate serve with an issuer behind a private CA', () => {
   async function startupVerdict(s: Serve): Promise<string> {
     for (;;) {
       const text = s.stderr();
-      if (/identity provider (reachable|not reachable yet)/.test(text)) return text;
+      if (/identity provider reachable/.test(text)) return text;
+      // An unreachable issuer is two writes (the JSON warning, then the plain-text line), which can
+      // arrive in separate chunks: the verdict is complete once both are in.
+      if (/identity provider not reachable yet/.test(text) && /cannot be used yet[^\n]*\n/.test(text))
+        return text;
       await new Promise<void>((resolve, reject) => {
         s.proc.stderr!.once('data', () => resolve());
         s.proc.once('exit', (code) => reject(new Error(`serve exited ${code}: ${s.stderr()}`)));

@@ -2,29 +2,27 @@
 // token_file, or popgate's own encrypted store. Imported on its own, with no other CLI module
 // loaded first: fetch, doctor and the proxy depend on nothing being wired up behind their backs.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
+import { recordTestSecret } from '../../dev/secret-ledger.ts';
 import { mergeAccountSources } from '../../src/cli/config.ts';
-import type { CliContext } from '../../src/cli/context.ts';
-import { resolvePaths } from '../../src/cli/paths.ts';
 import { accountOptionsFor, openTokens, tokenProviderFor, tokenSourceOf } from '../../src/cli/tokens.ts';
 import { resolveAccount } from '../../src/oauth/account.ts';
+import { capturedCliContext } from '../helpers/cli-context.ts';
+import { removeTempTree } from '../helpers/test-log.ts';
+
+const PASSPHRASE = 'correct horse battery staple, for a test only';
+recordTestSecret(PASSPHRASE);
 
 async function cliContext(t: { after(fn: () => Promise<void>): void }) {
   const home = await mkdtemp(join(tmpdir(), 'popgate-cli-tokens-'));
-  t.after(() => rm(home, { recursive: true, force: true }));
-  const env = { HOME: home, POPGATE_PASSPHRASE: 'correct horse battery staple, for a test only' };
-  const ctx: CliContext = {
-    env,
-    paths: resolvePaths(env),
-    stdout: new PassThrough(),
-    stderr: new PassThrough(),
-    stdin: new PassThrough(),
-    exitCode: 0,
-  };
+  // The store, key salt and config go to the run's secret scan before the home is removed.
+  t.after(() => removeTempTree(home, { passphrases: [PASSPHRASE] }));
+  const env = { HOME: home, POPGATE_PASSPHRASE: PASSPHRASE };
+  // Whatever the token code writes to the CLI's streams goes to the scan too.
+  const ctx = capturedCliContext(env, { log: 'cli-tokens' });
   return { home, ctx };
 }
 
@@ -46,6 +44,8 @@ test('an account without token_command or token_file gets the token stored by lo
   const { manager } = await openTokens(ctx, account);
   const resolved = await resolveAccount(await accountOptionsFor(account, ctx));
   const now = Date.now();
+  // Stored encrypted: in the ledger, so the tree scan proves the store file does not hold it plain.
+  recordTestSecret('stored-access-token-for-cli-tokens-test');
   await manager.saveLogin(
     resolved,
     {
