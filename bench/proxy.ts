@@ -10,9 +10,12 @@
 // Targets: through the proxy at most 1.10x the direct time for popgate's pipelined fetch of
 // 2,000 x 10 KiB, at most 1.05x for 20 x 5 MiB. poplib's ratios are printed, without a target.
 // Run: node --import tsx bench/proxy.ts [--rounds N] [--sets small,large]
-// Writes bench/results/proxy.json and bench/proxy.svg; prints the BENCHMARKS.md table.
+// Also reports the proxy process's own CPU seconds per run (/proc/PID/stat), the figure that
+// does not depend on how busy the machine is. Writes bench/results/proxy.json and
+// bench/proxy.svg; prints the BENCHMARKS.md table.
 // Every run's octet count is checked against the maildrop: an incomplete run fails the bench.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +24,7 @@ import { type DovecotInstance, startDovecot } from '../test/helpers/dovecot.ts';
 import { writeUniformMessages } from '../test/helpers/mail-fixtures.ts';
 import { addAppPassword, proxyHome, type RunningProxy, startProxy } from '../test/helpers/proxy.ts';
 import { importBuilt } from './lib/built.ts';
-import { type Contender, runInterleaved, type Summary } from './lib/stats.ts';
+import { type Contender, median, runInterleaved, type Summary } from './lib/stats.ts';
 import { barChartSvg } from './lib/svg.ts';
 
 const { Pop3Client } = await importBuilt<typeof import('../src/client/index.ts')>('client');
@@ -142,6 +145,25 @@ function popgate(
   };
 }
 
+/** User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
+}
+
+/** Wraps a through-the-proxy contender: records the proxy process's CPU seconds per run. */
+function withProxyCpu(c: Contender, pid: () => number, into: number[]): Contender {
+  return {
+    ...c,
+    async run() {
+      const before = cpuSeconds(pid());
+      const r = await c.run();
+      into.push(cpuSeconds(pid()) - before);
+      return r;
+    },
+  };
+}
+
 interface ScenarioResult {
   set: string;
   label: string;
@@ -150,6 +172,8 @@ interface ScenarioResult {
   ratios: { popgate: number; poplib: number };
   target: number;
   load: { start: number; end: number };
+  /** The proxy process's CPU seconds per run (median, warm-up excluded), per contender. */
+  proxyCpuSeconds: Record<string, number>;
 }
 
 async function benchSet(set: MaildropSet): Promise<ScenarioResult> {
@@ -193,9 +217,11 @@ async function benchSet(set: MaildropSet): Promise<ScenarioResult> {
     proxy = await startProxy(home);
     const direct: Endpoint = { port: d.popsPort, ca: d.caCertPath, ...d.passwordUser };
     const viaProxy: Endpoint = { port: proxy.pop3s, ca: certs.caCertPath, user: 'bench', password };
+    const pid = () => proxy!.proc.pid!;
+    const cpu: Record<string, number[]> = { [NAMES.poplibProxy]: [], [NAMES.popgateProxy]: [] };
     const contenders = [
       poplib(NAMES.poplibDirect, direct, payload),
-      poplib(NAMES.poplibProxy, viaProxy, payload),
+      withProxyCpu(poplib(NAMES.poplibProxy, viaProxy, payload), pid, cpu[NAMES.poplibProxy]!),
       popgate(
         NAMES.popgateDirect,
         { ...direct, ca: d.caCertPem },
@@ -203,12 +229,16 @@ async function benchSet(set: MaildropSet): Promise<ScenarioResult> {
         (c) => c.authenticate({ mechanism: 'XOAUTH2', user: OAUTH_USER, token }),
         false,
       ),
-      popgate(
-        NAMES.popgateProxy,
-        { ...viaProxy, ca: certs.caCertPem },
-        payload,
-        (c) => c.loginWithPassword({ user: 'bench', password }),
-        true,
+      withProxyCpu(
+        popgate(
+          NAMES.popgateProxy,
+          { ...viaProxy, ca: certs.caCertPem },
+          payload,
+          (c) => c.loginWithPassword({ user: 'bench', password }),
+          true,
+        ),
+        pid,
+        cpu[NAMES.popgateProxy]!,
       ),
     ];
     const start = loadavg()[0]!;
@@ -235,6 +265,8 @@ async function benchSet(set: MaildropSet): Promise<ScenarioResult> {
       },
       target: set.target,
       load: { start, end },
+      // The first sample is the warm-up round's.
+      proxyCpuSeconds: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, median(v.slice(1))])),
     };
   } finally {
     await proxy?.stop();
@@ -258,7 +290,12 @@ for (const r of results) {
   }
   const verdict = r.ratios.popgate <= r.target ? 'within' : 'MISSES';
   console.log(
-    `\n${r.label}: popgate through the proxy ${r.ratios.popgate.toFixed(3)}x the direct time (target <= ${r.target.toFixed(2)}x: ${verdict}); poplib ${r.ratios.poplib.toFixed(3)}x\n`,
+    `\nproxy CPU per run (median): ${Object.entries(r.proxyCpuSeconds)
+      .map(([k, v]) => `${k} ${v.toFixed(2)} s`)
+      .join(', ')}`,
+  );
+  console.log(
+    `${r.label}: popgate through the proxy ${r.ratios.popgate.toFixed(3)}x the direct time (target <= ${r.target.toFixed(2)}x: ${verdict}); poplib ${r.ratios.poplib.toFixed(3)}x\n`,
   );
 }
 

@@ -17,6 +17,9 @@
  * the first command that cannot be started ahead (QUIT, anything refused or not relayed): QUIT
  * reaches the upstream only after every earlier answer was written. No look-ahead while the
  * local client is not reading its answers (the writer's stall), or past the command cap.
+ *
+ * Over 400 lines (architecture.md R1): the look-ahead shares the session's input, writer and
+ * loop state (the pending line, the stall), so it lives here rather than behind another seam.
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
