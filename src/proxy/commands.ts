@@ -18,24 +18,40 @@ export interface ProxyCommand {
   readonly maxArgs: number;
   /** PASS takes the whole rest of the line, spaces included (RFC 1939 §7). */
   readonly restOfLine?: boolean;
-  run(ctx: ProxyContext, args: readonly string[]): Promise<void> | void;
+  /**
+   * A relayed command that may be sent upstream ahead of its turn (everything but QUIT): sends
+   * it now and returns the step that answers it; the session passes that step to {@link run}.
+   */
+  readonly start?: (ctx: ProxyContext, args: readonly string[]) => relay.Finish;
+  run(ctx: ProxyContext, args: readonly string[], started?: relay.Finish): Promise<void> | void;
 }
 
 const A: readonly ProxyState[] = ['AUTHORIZATION'];
 const T: readonly ProxyState[] = ['TRANSACTION'];
 const BOTH: readonly ProxyState[] = ['AUTHORIZATION', 'TRANSACTION'];
 
-/** Runs a relayed command on the upstream client; its failures answer through relayFailure. */
-function relayed(verb: string, minArgs: number, maxArgs: number, fn: (typeof relay)['stat']): ProxyCommand {
+/**
+ * Runs a relayed command on the upstream client (started ahead by the session, or now); its
+ * failures answer through relayFailure. `ahead: false` keeps it from being sent before its turn.
+ */
+function relayed(
+  verb: string,
+  minArgs: number,
+  maxArgs: number,
+  fn: relay.Relay,
+  ahead = true,
+): ProxyCommand {
+  const start = (ctx: ProxyContext, args: readonly string[]) => fn(ctx.upstream!, args);
   return {
     verb,
     states: T,
     minArgs,
     maxArgs,
-    async run(ctx, args) {
+    ...(ahead ? { start } : {}),
+    async run(ctx, args, started) {
       ctx.shared.metrics?.commands.inc({ verb });
       try {
-        await fn(ctx, ctx.upstream!, args);
+        await (started ?? start(ctx, args))(ctx);
       } catch (error) {
         if (ctx.answered()) throw error; // half an answer is on the wire: the session must close
         relay.relayFailure(ctx, error);
@@ -92,7 +108,7 @@ const TABLE: readonly ProxyCommand[] = [
   relayed('DELE', 1, 1, relay.dele),
   relayed('RSET', 0, 0, relay.rset),
   relayed('NOOP', 0, 0, relay.noop),
-  { ...relayed('QUIT', 0, 0, relay.quit), states: T },
+  relayed('QUIT', 0, 0, relay.quit, false),
 ];
 
 const BY_STATE = new Map<ProxyState, ReadonlyMap<string, ProxyCommand>>(

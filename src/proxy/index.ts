@@ -8,7 +8,8 @@
  * Modules, one job each (architecture.md R1):
  * - options.ts        options checked at the door; listener URLs; non-loopback needs TLS
  * - proxy.ts          listeners (pop3:// + STLS, pop3s://), connection limits, reload, close
- * - session.ts        one local connection: AUTHORIZATION -> TRANSACTION (relay) -> end
+ * - session.ts        one local connection: AUTHORIZATION -> TRANSACTION (relay) -> end;
+ *                     pipelined commands started upstream ahead (look-ahead), answered in order
  * - local-auth.ts     USER/PASS and AUTH PLAIN (inline, two-step), throttle, audit
  * - app-passwords.ts  the app-password file: add, list, revoke, verify (scrypt, timingSafeEqual)
  * - upstream.ts       connect + authenticate upstream; failures mapped to local answers

@@ -6,19 +6,26 @@
  * dot-stuffs them again and waits for 'drain' on the local socket. An upstream `-ERR` is passed
  * on with its response code and its text (capped, control characters removed); a lost upstream
  * ends the session with `-ERR [SYS/TEMP]`.
+ *
+ * Each relay has two steps: starting it sends the command upstream at once (the client queues and
+ * pipelines it) and returns the step that answers it locally, run when the command's turn comes.
+ * The session starts a window of pipelined local commands ahead (session.ts), so the upstream
+ * works on RETR n+1 while RETR n's body is still being relayed; answers stay in order because the
+ * client yields them in order and the session answers one command at a time. Starting writes
+ * nothing to the local client: a refused argument is answered at its turn too.
  */
+import type { Readable } from 'node:stream';
 import type { Pop3Client } from '../client/pop3-client.ts';
 import { Pop3Error } from '../errors.ts';
 import { capText } from '../protocol/response.ts';
 import type { ProxyContext } from './context.ts';
 
 /** A message number as RFC 1939 writes it: a positive decimal. */
-function messageNumber(ctx: ProxyContext, arg: string): number | undefined {
+function messageNumber(arg: string): number | undefined {
   if (/^[1-9]\d{0,9}$/.test(arg)) {
     const n = Number(arg);
     if (Number.isSafeInteger(n) && n <= 2 ** 31 - 1) return n;
   }
-  ctx.err('Invalid message number');
   return undefined;
 }
 
@@ -39,87 +46,128 @@ export function relayFailure(ctx: ProxyContext, error: unknown): void {
   ctx.end('upstream-lost');
 }
 
-type Relay = (ctx: ProxyContext, client: Pop3Client, args: readonly string[]) => Promise<void>;
+/** Answers a started relay locally, at its turn. */
+export type Finish = (ctx: ProxyContext) => Promise<void> | void;
+/** Sends a relayed command upstream now; the returned step answers it at its turn. */
+export type Relay = (client: Pop3Client, args: readonly string[]) => Finish;
 
-export const stat: Relay = async (ctx, client) => {
-  const { count, size } = await client.stat();
-  ctx.ok(`${count} ${size}`);
+/** An upstream answer awaited later: its rejection is handled then, never reported as unhandled. */
+function later<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}
+
+const invalidNumber: Finish = (ctx) => ctx.err('Invalid message number');
+
+export const stat: Relay = (client) => {
+  const answer = later(client.stat());
+  return async (ctx) => {
+    const { count, size } = await answer;
+    ctx.ok(`${count} ${size}`);
+  };
 };
 
-export const list: Relay = async (ctx, client, args) => {
+export const list: Relay = (client, args) => {
   if (args[0] !== undefined) {
-    const n = messageNumber(ctx, args[0]);
-    if (n === undefined) return;
-    const item = await client.listOne(n);
-    ctx.ok(`${item.number} ${item.size}`);
-    return;
+    const n = messageNumber(args[0]);
+    if (n === undefined) return invalidNumber;
+    const answer = later(client.listOne(n));
+    return async (ctx) => {
+      const item = await answer;
+      ctx.ok(`${item.number} ${item.size}`);
+    };
   }
-  const items = await client.list();
-  ctx.multiline(
-    `${items.length} messages`,
-    items.map((i) => `${i.number} ${i.size}`),
-  );
+  const answer = later(client.list());
+  return async (ctx) => {
+    const items = await answer;
+    ctx.multiline(
+      `${items.length} messages`,
+      items.map((i) => `${i.number} ${i.size}`),
+    );
+  };
 };
 
-export const uidl: Relay = async (ctx, client, args) => {
+export const uidl: Relay = (client, args) => {
   if (args[0] !== undefined) {
-    const n = messageNumber(ctx, args[0]);
-    if (n === undefined) return;
-    const item = await client.uidlOne(n);
-    ctx.ok(`${item.number} ${item.uid}`);
-    return;
+    const n = messageNumber(args[0]);
+    if (n === undefined) return invalidNumber;
+    const answer = later(client.uidlOne(n));
+    return async (ctx) => {
+      const item = await answer;
+      ctx.ok(`${item.number} ${item.uid}`);
+    };
   }
-  const items = await client.uidl();
-  ctx.multiline(
-    'unique-id listing follows',
-    items.map((i) => `${i.number} ${i.uid}`),
-  );
+  const answer = later(client.uidl());
+  return async (ctx) => {
+    const items = await answer;
+    ctx.multiline(
+      'unique-id listing follows',
+      items.map((i) => `${i.number} ${i.uid}`),
+    );
+  };
 };
 
-export const retr: Relay = async (ctx, client, args) => {
-  const n = messageNumber(ctx, args[0]!);
-  if (n === undefined) return;
-  const body = await client.retrieve(n);
-  ctx.stats.retr += 1;
-  const bytes = await ctx.message('message follows', body);
+/** Relays a body: the client dot-unstuffs it, the writer stuffs it again, both with backpressure. */
+async function relayBody(ctx: ProxyContext, first: string, body: Promise<Readable>) {
+  const bytes = await ctx.message(first, await body);
   ctx.stats.bytesOut += bytes;
   ctx.shared.metrics?.bytesOut.inc(bytes);
+}
+
+export const retr: Relay = (client, args) => {
+  const n = messageNumber(args[0]!);
+  if (n === undefined) return invalidNumber;
+  const body = later(client.retrieve(n));
+  return async (ctx) => {
+    await relayBody(ctx, 'message follows', body);
+    ctx.stats.retr += 1;
+  };
 };
 
-export const top: Relay = async (ctx, client, args) => {
-  const n = messageNumber(ctx, args[0]!);
-  if (n === undefined) return;
-  if (!/^\d{1,9}$/.test(args[1]!)) {
-    ctx.err('Invalid line count');
-    return;
-  }
-  const body = await client.top(n, Number(args[1]));
-  ctx.stats.top += 1;
-  const bytes = await ctx.message('top of message follows', body);
-  ctx.stats.bytesOut += bytes;
-  ctx.shared.metrics?.bytesOut.inc(bytes);
+export const top: Relay = (client, args) => {
+  const n = messageNumber(args[0]!);
+  if (n === undefined) return invalidNumber;
+  if (!/^\d{1,9}$/.test(args[1]!)) return (ctx) => ctx.err('Invalid line count');
+  const body = later(client.top(n, Number(args[1])));
+  return async (ctx) => {
+    await relayBody(ctx, 'top of message follows', body);
+    ctx.stats.top += 1;
+  };
 };
 
-export const dele: Relay = async (ctx, client, args) => {
-  const n = messageNumber(ctx, args[0]!);
-  if (n === undefined) return;
-  await client.delete(n);
-  ctx.stats.dele += 1;
-  ctx.ok(`message ${n} deleted`);
+export const dele: Relay = (client, args) => {
+  const n = messageNumber(args[0]!);
+  if (n === undefined) return invalidNumber;
+  const answer = later(client.delete(n));
+  return async (ctx) => {
+    await answer;
+    ctx.stats.dele += 1;
+    ctx.ok(`message ${n} deleted`);
+  };
 };
 
-export const rset: Relay = async (ctx, client) => {
-  await client.reset();
-  ctx.ok('deletion marks removed');
+export const rset: Relay = (client) => {
+  const answer = later(client.reset());
+  return async (ctx) => {
+    await answer;
+    ctx.ok('deletion marks removed');
+  };
 };
 
-export const noop: Relay = async (ctx, client) => {
-  await client.noop();
-  ctx.ok();
+export const noop: Relay = (client) => {
+  const answer = later(client.noop());
+  return async (ctx) => {
+    await answer;
+    ctx.ok();
+  };
 };
 
-/** QUIT in TRANSACTION: the upstream commits the deletions (its UPDATE state), then both close. */
-export const quit: Relay = async (ctx, client) => {
+/**
+ * QUIT in TRANSACTION: the upstream commits the deletions (its UPDATE state), then both close.
+ * Never started ahead (commands.ts): it is sent only once every earlier answer was written, so a
+ * local client that drops mid-session never has its deletions committed.
+ */
+export const quit: Relay = (client) => async (ctx) => {
   try {
     await client.quit();
   } catch (error) {

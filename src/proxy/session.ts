@@ -6,6 +6,20 @@
  * server's {@link AnswerWriter} (CR/LF refused, batching, 'drain' backpressure). The state machine
  * is AUTHORIZATION → TRANSACTION (an upstream client logged in for the account) → end. A session
  * that ends without QUIT closes the upstream without QUIT, so nothing is deleted (RFC 1939 §6).
+ *
+ * Look-ahead (TRANSACTION): when a relayed command runs, the pipelined commands the local client
+ * has already sent (complete lines already read, never a wait for more) are resolved and started
+ * upstream, up to LOOKAHEAD_COMMANDS, so the upstream answers RETR n+1 while RETR n's body is
+ * relayed instead of one round trip per command through two hops. They are answered strictly in
+ * order, each at its turn. Bounded by count here and in octets by the client's pipeline byte
+ * window; the upstream's answers are read only as the local client takes them (the client's
+ * body stream and socket pause), so memory does not grow with the window. The window stops at
+ * the first command that cannot be started ahead (QUIT, anything refused or not relayed): QUIT
+ * reaches the upstream only after every earlier answer was written. No look-ahead while the
+ * local client is not reading its answers (the writer's stall), or past the command cap.
+ *
+ * Over 400 lines (architecture.md R1): the look-ahead shares the session's input, writer and
+ * loop state (the pending line, the stall), so it lives here rather than behind another seam.
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -18,13 +32,29 @@ import { capForAudit } from '../observability/audit.ts';
 import { AnswerWriter } from '../server/answer-writer.ts';
 import { authLineLength, MAX_BAD_COMMANDS } from '../server/limits.ts';
 import type { ListenerKind } from '../server/options.ts';
-import { SessionInput } from '../server/session-input.ts';
+import { type NextLine, SessionInput } from '../server/session-input.ts';
 import type { TlsMaterial } from '../server/tls.ts';
 import { waitForHandshake } from '../server/tls.ts';
 import { resolveProxyCommand } from './commands.ts';
 import type { ProxyContext, ProxySessionStats, ProxyShared, ProxyState } from './context.ts';
 import type { ProxyAccount } from './options.ts';
+import type { Finish } from './relay.ts';
 import { upstreamLabel } from './upstream.ts';
+
+/** Pipelined local commands started upstream ahead of their turn, at most. */
+export const LOOKAHEAD_COMMANDS = 128;
+
+/** A local command read ahead of its turn; `started` when it was sent upstream already. */
+interface Ahead {
+  readonly line: Buffer;
+  readonly started: Finish | undefined;
+}
+
+/** The input's next line, asked for and maybe not here yet. */
+interface PendingLine {
+  readonly promise: Promise<NextLine>;
+  value?: NextLine;
+}
 
 type EndReason = 'quit' | 'dropped' | 'idle' | 'shutdown' | 'limit' | 'error' | 'upstream-lost';
 const GRACEFUL: ReadonlySet<EndReason> = new Set(['quit', 'idle', 'shutdown', 'limit', 'upstream-lost']);
@@ -62,6 +92,9 @@ export class ProxySession implements ProxyContext {
   #pendingEnd: 'idle' | 'limit' | undefined;
   #endReason: EndReason = 'dropped';
   #timer: NodeJS.Timeout;
+  /** Commands read ahead (TRANSACTION look-ahead), in order. */
+  readonly #ahead: Ahead[] = [];
+  #pendingLine: PendingLine | undefined;
 
   constructor(
     socket: Socket,
@@ -78,7 +111,7 @@ export class ProxySession implements ProxyContext {
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     const { limits } = shared.options;
     this.#writer = new AnswerWriter(socket, {
-      hasQueuedInput: () => this.#input.buffered > 0,
+      hasQueuedInput: () => this.#input.buffered > 0 || this.#ahead.length > 0,
       closing: () => this.#closing,
       // The server's output bound (architecture.md R7): a client that does not read its
       // answers gets no more of its input read or parsed, and only reading resets its idle timer.
@@ -86,6 +119,9 @@ export class ProxySession implements ProxyContext {
       onRoom: () => {
         this.#input.release();
         this.#input.touch();
+        // A look-ahead may have left an ask for the next line waiting while the socket was
+        // held: wake it so it resumes the socket (SessionInput resumes only before a wait).
+        if (this.#pendingLine !== undefined) this.#input.wake();
       },
     });
     this.#input = new SessionInput(
@@ -222,10 +258,11 @@ export class ProxySession implements ProxyContext {
         const room = this.#writer.waitForRoom();
         if (room !== undefined) await room;
         if (this.#closing) break;
-        const line = await this.#nextLine();
+        const ahead = this.#ahead.shift();
+        const line = ahead?.line ?? (await this.#nextLine());
         if (line === undefined) break;
         this.#busy = true;
-        await this.#dispatch(line);
+        await this.#dispatch(line, ahead?.started);
         this.#busy = false;
         if (this.#closing) break;
         if (this.#pendingEnd !== undefined) {
@@ -263,8 +300,54 @@ export class ProxySession implements ProxyContext {
     }
   }
 
+  /** The input's next line, asked for once: a pending ask is kept for the next reader. */
+  #askLine(): PendingLine {
+    if (this.#pendingLine === undefined) {
+      const pending: PendingLine = { promise: this.#input.next() };
+      void pending.promise.then((value) => {
+        pending.value = value;
+      });
+      this.#pendingLine = pending;
+    }
+    return this.#pendingLine;
+  }
+
+  /** A complete line already read, without waiting for the peer; undefined when none is. */
+  async #lineIfReady(): Promise<Buffer | undefined> {
+    const pending = this.#askLine();
+    // SessionInput.next() settles at once when a line is buffered; one turn lets `value` be set.
+    await Promise.resolve();
+    if (!Buffer.isBuffer(pending.value)) return undefined; // not yet, or the end: left for #nextLine
+    this.#pendingLine = undefined;
+    return pending.value;
+  }
+
+  /** Starts buffered pipelined commands upstream ahead of their turn (see the header). */
+  async #lookAhead(): Promise<void> {
+    const { limits } = this.#shared.options;
+    while (
+      this.#state === 'TRANSACTION' &&
+      this.#ahead.length < LOOKAHEAD_COMMANDS &&
+      this.stats.commands + this.#ahead.length < limits.maxCommandsPerSession &&
+      !this.#closing &&
+      !this.#writer.stalled &&
+      (this.#ahead.length === 0 || this.#ahead[this.#ahead.length - 1]!.started !== undefined)
+    ) {
+      const line = await this.#lineIfReady();
+      if (line === undefined) return;
+      const resolved = resolveProxyCommand(this.#state, line, limits);
+      const started =
+        resolved.kind === 'run' && resolved.command.start !== undefined
+          ? resolved.command.start(this, resolved.args)
+          : undefined;
+      this.#ahead.push({ line, started });
+    }
+  }
+
   async #nextLine(): Promise<Buffer | undefined> {
-    const next = await this.#input.next();
+    const pending = this.#askLine();
+    this.#pendingLine = undefined;
+    const next = await pending.promise;
     if (next === 'too-long') {
       this.err('Line too long; closing');
       this.end('limit');
@@ -273,7 +356,7 @@ export class ProxySession implements ProxyContext {
     return next === 'ended' ? undefined : next;
   }
 
-  async #dispatch(line: Buffer): Promise<void> {
+  async #dispatch(line: Buffer, started?: Finish): Promise<void> {
     this.stats.commands += 1;
     this.#writer.beginCommand();
     const resolved = resolveProxyCommand(this.#state, line, this.#shared.options.limits);
@@ -284,7 +367,12 @@ export class ProxySession implements ProxyContext {
       return;
     }
     try {
-      await resolved.command.run(this, resolved.args);
+      if (resolved.command.start !== undefined && this.#state === 'TRANSACTION') {
+        // This command's own upstream call first, then the ones after it, in order.
+        started ??= resolved.command.start(this, resolved.args);
+        await this.#lookAhead();
+      }
+      await resolved.command.run(this, resolved.args, started);
     } catch (error) {
       this.#shared.logger.warn(
         {
