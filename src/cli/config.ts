@@ -224,8 +224,10 @@ function coerce(spec: Pick<SettingSpec, 'key' | 'type' | 'values'>, value: unkno
       return value;
     case 'integer': {
       const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) return fail('a whole number ≥ 0');
-      if (spec.key === 'port' && (n < 1 || n > 65535)) return fail('a port from 1 to 65535');
+      // One phrasing per setting, whatever the fault: `abc` and `99999` are both "not a port".
+      const what = spec.key === 'port' ? 'a port from 1 to 65535' : 'a whole number ≥ 0';
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) return fail(what);
+      if (spec.key === 'port' && (n < 1 || n > 65535)) return fail(what);
       return n;
     }
     case 'boolean':

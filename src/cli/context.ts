@@ -13,4 +13,9 @@ export interface CliContext {
   readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   /** Set by a command to report its outcome; main() exits with it. */
   exitCode: number;
+  /**
+   * Runs another popgate command line in this process through main() (its own exit code, its
+   * errors printed as main() prints them); set by main(). `init` uses it to offer login and doctor.
+   */
+  run?: (argv: readonly string[]) => Promise<number>;
 }

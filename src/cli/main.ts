@@ -21,6 +21,7 @@ export function buildProgram(ctx: CliContext): Command {
  * (`popgate: message (CODE)`) and the exit code of the command's policy (docs/cli.md).
  */
 export async function main(argv: string[], ctx: CliContext): Promise<number> {
+  ctx.run ??= (args) => main([...args], { ...ctx, exitCode: EXIT.OK });
   const program = buildProgram(ctx);
   let running: string | undefined;
   program.hook('preAction', (_program, action) => {
