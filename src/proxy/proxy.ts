@@ -10,18 +10,14 @@ import { isLoopbackHost } from '../internal/loopback.ts';
 import { silentLogger } from '../observability/logger.ts';
 import { ConnectionCounter, LoginThrottle } from '../server/limits.ts';
 import type { ListenerKind } from '../server/options.ts';
+import type { ListenerAddress } from '../server/server.ts';
 import { TlsMaterial, waitForHandshake } from '../server/tls.ts';
 import type { ProxyShared } from './context.ts';
 import { type Pop3ProxyOptions, resolveProxyOptions } from './options.ts';
 import { ProxySession } from './session.ts';
 
-export interface ProxyListenerAddress {
-  readonly kind: ListenerKind;
-  readonly host: string;
-  readonly port: number;
-  /** `pop3s://host:port` or `pop3://host:port`. */
-  readonly url: string;
-}
+/** A bound proxy listener: the same shape as the server's. */
+export type ProxyListenerAddress = ListenerAddress;
 
 export interface Pop3Proxy {
   /** Loads TLS material and binds every listener. */
