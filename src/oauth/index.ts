@@ -18,7 +18,7 @@ export {
   type OAuthAccountOptions,
   resolveAccount,
 } from './account.ts';
-export { type BrowserFlowOptions, browserFlow } from './flows/browser.ts';
+export { type AuthorizationRequestInfo, type BrowserFlowOptions, browserFlow } from './flows/browser.ts';
 export { clientCredentialsFlow } from './flows/client-credentials.ts';
 export { type DeviceFlowOptions, type DevicePrompt, deviceFlow } from './flows/device.ts';
 export { refreshFlow } from './flows/refresh.ts';

@@ -29,15 +29,15 @@ interface LoginFlags {
   passphrasePrompt?: boolean;
 }
 
-/** Resolves with a line the user pastes (headless browser flow), when stdin is a terminal. */
-function pastedLine(ctx: CliContext): { promise: Promise<string>; close: () => void } | undefined {
+/** The lines the user pastes (headless browser flow), when stdin is a terminal. */
+function pastedLines(ctx: CliContext): { lines: AsyncIterable<string>; close: () => void } | undefined {
   if (!ctx.stdin.isTTY) return undefined;
   const rl = createInterface({ input: ctx.stdin, terminal: false });
-  const promise = new Promise<string>((resolve) => {
-    rl.once('line', (line) => resolve(line));
-  });
-  return { promise, close: () => rl.close() };
+  return { lines: rl, close: () => rl.close() };
 }
+
+const minutes = (seconds: number): string =>
+  seconds >= 120 ? `${Math.round(seconds / 60)} min` : `${seconds} s`;
 
 async function obtain(account: OAuthAccount, ctx: CliContext, flags: LoginFlags): Promise<TokenSet> {
   switch (account.flow) {
@@ -52,17 +52,27 @@ async function obtain(account: OAuthAccount, ctx: CliContext, flags: LoginFlags)
         },
       });
     case 'browser': {
-      const paste = pastedLine(ctx);
+      const paste = pastedLines(ctx);
       try {
         return await browserFlow(account, {
-          ...(paste ? { pastedRedirect: paste.promise } : {}),
-          onAuthorizationUrl: (url) => {
+          ...(paste
+            ? {
+                pastedRedirects: paste.lines,
+                onPasteRefused: (problem, triesLeft) => {
+                  ctx.stderr.write(
+                    `That did not work: ${problem}. Paste it again (${triesLeft} ${triesLeft === 1 ? 'try' : 'tries'} left).\n`,
+                  );
+                },
+              }
+            : {}),
+          onAuthorizationUrl: (url, { expiresIn }) => {
             const opened = flags.browser !== false && openInBrowser(url, ctx.env);
             ctx.stderr.write(
               `${opened ? 'Opened your browser. If it did not appear, open' : 'Open'} this URL to log in account ${account.name}:\n${url}\n` +
                 (paste
                   ? 'On another machine? Paste the address the browser ends up on (http://127.0.0.1:.../callback?...) here.\n'
-                  : ''),
+                  : '') +
+                `The login stays open for ${minutes(expiresIn)}. Waiting for the browser...\n`,
             );
           },
         });

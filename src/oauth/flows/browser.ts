@@ -16,13 +16,82 @@ export interface BrowserFlowOptions {
    * Called with the authorization URL once the listener is up. Open it in a browser (the CLI
    * tries the system browser and prints it). The URL carries no secret (PKCE keeps the verifier).
    */
-  readonly onAuthorizationUrl: (url: string) => void | Promise<void>;
-  /** Headless mode: resolves with a redirect URL the user pasted. */
+  readonly onAuthorizationUrl: (url: string, info: AuthorizationRequestInfo) => void | Promise<void>;
+  /** Headless mode, one try: resolves with a redirect URL the user pasted; a bad one ends the flow. */
   readonly pastedRedirect?: Promise<string>;
+  /**
+   * Headless mode with retries: each line the user pastes (blank lines are skipped). A paste that
+   * is not this login's redirect (not a URL, another login's `state`, no `code`, no `iss` where
+   * the server sends one) is reported
+   * through `onPasteRefused` and the next line is read, up to {@link MAX_PASTES} tries; the last
+   * refusal ends the flow with its error. An `error=` answer for this login ends it at once with
+   * that error (e.g. ERR_OAUTH_ACCESS_DENIED). The loopback listener keeps waiting meanwhile.
+   */
+  readonly pastedRedirects?: AsyncIterable<string>;
+  /** Told why a pasted line was refused (never the line itself) and how many tries are left. */
+  readonly onPasteRefused?: (problem: string, triesLeft: number) => void;
   /** Total time allowed for the user. Default 5 minutes. */
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
   readonly clock?: () => number;
+}
+
+/** What the user is told with the authorization URL. */
+export interface AuthorizationRequestInfo {
+  /** Seconds the login stays open: the listener and pasted answers are accepted this long. */
+  readonly expiresIn: number;
+}
+
+/** How many pasted lines `pastedRedirects` reads before the flow gives up. */
+export const MAX_PASTES = 3;
+
+/** A pasted line: this login's answer (the flow checks it further), or why it is not. */
+type Pasted =
+  | { readonly params: URLSearchParams }
+  | { readonly problem: string; readonly code: 'ERR_OAUTH_RESPONSE' | 'ERR_OAUTH_STATE_MISMATCH' };
+
+/**
+ * Sorts a pasted line. Only `state` is compared here (it says whether the paste belongs to this
+ * login); `iss`, `error` and the rest go through oauth4webapi's checks like a browser redirect.
+ * The line may carry an authorization code, so no problem quotes it.
+ */
+function readPaste(text: string, state: string, issRequired: boolean): Pasted {
+  let url: URL | undefined;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    return {
+      code: 'ERR_OAUTH_RESPONSE',
+      problem:
+        'that is not a URL: copy the whole address from the browser address bar (http://127.0.0.1:PORT/callback?code=...&state=...)',
+    };
+  }
+  const params = url.searchParams;
+  if (params.get('state') !== state) {
+    return {
+      code: 'ERR_OAUTH_STATE_MISMATCH',
+      problem: params.has('state')
+        ? 'that address belongs to another login (its state is not this one): paste the address of the login started here'
+        : 'that address has no state: paste the address the browser ends up on after the login (http://127.0.0.1:PORT/callback?...)',
+    };
+  }
+  if (!params.has('error') && !params.get('code')) {
+    return {
+      code: 'ERR_OAUTH_RESPONSE',
+      problem: 'that address has no code: copy the whole address, it may have been cut short',
+    };
+  }
+  // A missing iss is a paste cut short; a wrong one (a mix-up, RFC 9207) is left to the checks.
+  if (issRequired && !params.has('iss')) {
+    return {
+      code: 'ERR_OAUTH_RESPONSE',
+      problem: 'that address has no iss: copy the whole address, it may have been cut short',
+    };
+  }
+  return { params };
 }
 
 const page = (title: string, text: string): string =>
@@ -104,7 +173,8 @@ export async function browserFlow(account: OAuthAccount, options: BrowserFlowOpt
       state,
     };
     for (const [key, value] of Object.entries(params)) authorizationUrl.searchParams.set(key, value);
-    await options.onAuthorizationUrl(authorizationUrl.href);
+    const timeoutMs = options.timeoutMs ?? 300_000;
+    await options.onAuthorizationUrl(authorizationUrl.href, { expiresIn: Math.round(timeoutMs / 1000) });
 
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -112,11 +182,11 @@ export async function browserFlow(account: OAuthAccount, options: BrowserFlowOpt
           reject(
             new OAuthError(
               'ERR_OAUTH_EXPIRED',
-              `no answer from the browser within ${Math.round((options.timeoutMs ?? 300_000) / 1000)} s; run popgate login --account ${account.name} again`,
+              `no answer from the browser within ${Math.round(timeoutMs / 1000)} s; run popgate login --account ${account.name} again`,
               { account: account.name },
             ),
           ),
-        options.timeoutMs ?? 300_000,
+        timeoutMs,
       );
     });
     const aborted = new Promise<never>((_, reject) => {
@@ -127,19 +197,43 @@ export async function browserFlow(account: OAuthAccount, options: BrowserFlowOpt
         { once: true },
       );
     });
-    const pasted = options.pastedRedirect?.then((text) => {
-      let url: URL;
-      try {
-        url = new URL(text.trim());
-      } catch {
-        throw new OAuthError(
-          'ERR_OAUTH_RESPONSE',
-          'the pasted text is not the URL the browser was redirected to',
-        );
-      }
-      return url.searchParams;
-    });
-    const received = await Promise.race([callback, timeout, aborted, ...(pasted ? [pasted] : [])]);
+    const refused = (pasted: Extract<Pasted, { problem: string }>, last: boolean): OAuthError =>
+      new OAuthError(
+        pasted.code,
+        `${pasted.problem}${last ? `; run popgate login --account ${account.name} again` : ''}`,
+        { account: account.name },
+      );
+    const issRequired = account.as.authorization_response_iss_parameter_supported === true;
+    const pastes: Promise<URLSearchParams>[] = [];
+    if (options.pastedRedirect) {
+      pastes.push(
+        options.pastedRedirect.then((text) => {
+          const pasted = readPaste(text, state, issRequired);
+          if ('problem' in pasted) throw refused(pasted, true);
+          return pasted.params;
+        }),
+      );
+    }
+    if (options.pastedRedirects) {
+      const lines = options.pastedRedirects;
+      const read = async (): Promise<URLSearchParams> => {
+        let left = MAX_PASTES;
+        for await (const line of lines) {
+          if (line.trim() === '') continue;
+          const pasted = readPaste(line, state, issRequired);
+          if ('params' in pasted) return pasted.params;
+          left -= 1;
+          if (left === 0) throw refused(pasted, true);
+          options.onPasteRefused?.(pasted.problem, left);
+        }
+        // Input ended (or was closed because the browser answered): keep waiting for the listener.
+        return new Promise<never>(() => {});
+      };
+      const reading = read();
+      reading.catch(() => {});
+      pastes.push(reading);
+    }
+    const received = await Promise.race([callback, timeout, aborted, ...pastes]);
 
     let validated: URLSearchParams;
     try {
