@@ -22,6 +22,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAccount } from '../src/fetch/run-account.ts';
 import { startDovecot } from '../test/helpers/dovecot.ts';
+import { GETMAIL_WAITPID_WRAPPER } from '../test/helpers/getmail.ts';
 import { writeUniformMessages } from '../test/helpers/mail-fixtures.ts';
 import { median } from './lib/stats.ts';
 import { barChartSvg } from './lib/svg.ts';
@@ -100,35 +101,7 @@ try {
   // This wrapper runs the unmodified /usr/bin/getmail with one change: the parent waits with a
   // blocking waitpid(). Same fork, same delivery (its own Maildir code, fsync), same order.
   const getmailWrapper = join(work, 'getmail-forkfix.py');
-  await writeFile(
-    getmailWrapper,
-    [
-      'import os, runpy, sys',
-      'from getmailcore import baseclasses as b',
-      'def forkchild(self, childfun, with_out=True):',
-      '    self.child = child = b.Namespace()',
-      '    child.stdout = b.TemporaryFile23()',
-      '    child.stderr = b.TemporaryFile23()',
-      '    child.childpid = os.fork()',
-      '    if child.childpid != 0:',
-      '        _, status = os.waitpid(child.childpid, 0)',
-      '        if not os.WIFEXITED(status):',
-      "            raise b.getmailOperationError('child pid %d failed to exit' % child.childpid)",
-      '        child.exitcode = os.WEXITSTATUS(status)',
-      '        child.stderr.seek(0)',
-      '        child.err = child.stderr.read().strip().decode()',
-      '        child.stdout.seek(0)',
-      '        if with_out:',
-      '            child.out = child.stdout.read().strip()',
-      '        return child',
-      '    childfun(child.stdout, child.stderr)',
-      'b.ForkingBase.forkchild = forkchild',
-      "sys.argv[0] = '/usr/bin/getmail'",
-      "runpy.run_path('/usr/bin/getmail', run_name='__main__')",
-      '',
-    ].join('\n'),
-    { mode: 0o644 },
-  );
+  await writeFile(getmailWrapper, GETMAIL_WAITPID_WRAPPER, { mode: 0o644 });
   const distEnv = { ...process.env, POPGATE_RUN_DIST: '1', UV_THREADPOOL_SIZE: '16' };
   let n = 0;
   const fresh = async (uid = 0): Promise<string> => {
