@@ -388,13 +388,12 @@ describe('password-only clients through popgate proxy to Dovecot with OAuth2', (
     await writeFile(join(dir, 'muttrc'), `${muttrc}\n`, { mode: 0o600 });
     // mutt needs a terminal: a detached tmux session with its own socket, waited for to end.
     const socket = join(dir, 'tmux.sock');
-    const muttCmd = `mutt -n -F ${join(dir, 'muttrc')} -f ${join(dir, 'inbox')} -e 'push <fetch-mail><quit>' 2>${join(dir, 'err')}`;
+    // When mutt exits the session signals a tmux channel the test waits on (`wait-for` returns at
+    // once if the signal came first), as the server's mutt test does: no polling.
+    const muttCmd = `mutt -n -F ${join(dir, 'muttrc')} -f ${join(dir, 'inbox')} -e 'push <fetch-mail><quit>' 2>${join(dir, 'err')}; tmux -S ${socket} wait-for -S mutt-done`;
     const env = { ...process.env, HOME: dir, TERM: 'xterm' };
     await run('tmux', ['-S', socket, 'new-session', '-d', '-x', '120', '-y', '40', muttCmd], { env });
-    const deadline = Date.now() + 60_000;
-    while ((await run('tmux', ['-S', socket, 'has-session'], { env })).code === 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await run('tmux', ['-S', socket, 'wait-for', 'mutt-done'], { env });
     await run('tmux', ['-S', socket, 'kill-server'], { env });
     const files = [
       ...(await readdir(join(dir, 'inbox', 'new'))).map((f) => join(dir, 'inbox', 'new', f)),
