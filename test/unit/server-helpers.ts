@@ -19,7 +19,6 @@ export class MemoryStore implements MaildropStore {
   readonly boxes = new Map<string, StoredMessage[]>();
   readonly locked = new Set<string>();
   readonly commits: { user: string; deleted: number[] }[] = [];
-  commitDelayMs = 0;
   failOpen: Error | undefined;
   /** Offer `readWhole` (the server's whole-message path) for messages up to this size. */
   wholeUpTo: number | undefined;
@@ -62,7 +61,6 @@ export class MemoryStore implements MaildropStore {
           }),
       commit: async (deleted) => {
         if (!open) throw new Error('session already ended');
-        if (this.commitDelayMs > 0) await new Promise((r) => setTimeout(r, this.commitDelayMs));
         const gone = new Set(deleted.map((i) => box[i]!.uid));
         this.boxes.set(
           user,
